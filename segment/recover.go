@@ -1,0 +1,261 @@
+package segment
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// maxRecoverLine bounds one record during recovery. The driver's records are
+// at most 1 MiB of log line, which JSON escaping can grow up to six times.
+const maxRecoverLine = 8 << 20
+
+// RecoveryReport tells what Recover did with one in-progress file.
+type RecoveryReport struct {
+	// Path is the in-progress file that was found.
+	Path string
+	// Sealed is the repaired segment; nil when nothing complete was left.
+	Sealed *Sealed
+	// Records and Bytes count what was kept; TornBytes counts the decoded
+	// bytes of an incomplete last record that was cut; Cut is set when the
+	// compressed data ended inside a zstd block or frame.
+	Records   int64
+	Bytes     int64
+	TornBytes int64
+	Cut       bool
+	// Quarantined is set when the original file was moved to the quarantine
+	// folder because it was corrupt or had no usable sidecar; Err says why.
+	Quarantined bool
+	Err         error
+}
+
+// Recover repairs every in-progress segment left in the spool by a crash and
+// seals it with reason ReasonRecovered. Call it once at start-up before any
+// Writer is created: it must not run while a Writer appends to the same
+// container folder.
+//
+// What is kept: every record whose line, up to and including its '\n',
+// decodes completely, in order. What is cut: a torn tail, meaning the bytes
+// after the last complete record when the data ends early (the file was cut
+// inside a zstd block or frame, or inside a record). A file whose data is
+// corrupt before its end (a zstd error other than running out of data, or a
+// record larger than 8 MiB) keeps the records before the corruption in the
+// repaired segment, and the original file and sidecar are moved to the
+// quarantine folder and reported; they are never deleted.
+func (s *Spool) Recover() ([]RecoveryReport, error) {
+	entries, err := os.ReadDir(s.root)
+	if err != nil {
+		return nil, fmt.Errorf("segment: recover: %w", err)
+	}
+	var reports []RecoveryReport
+	for _, e := range entries {
+		if !isContainerDir(e) {
+			continue
+		}
+		dir := filepath.Join(s.root, e.Name())
+		files, err := os.ReadDir(dir)
+		if err != nil {
+			return reports, fmt.Errorf("segment: recover: %w", err)
+		}
+		for _, f := range files {
+			if name, ok := strings.CutSuffix(f.Name(), PartialSuffix); ok && strings.HasSuffix(name, DataSuffix) {
+				r := s.recoverFile(dir, name)
+				s.logReport(r)
+				reports = append(reports, r)
+			}
+		}
+	}
+	return reports, nil
+}
+
+func (s *Spool) logReport(r RecoveryReport) {
+	switch {
+	case r.Quarantined:
+		s.log.Error("segment quarantined", "path", r.Path, "kept_records", r.Records, "err", r.Err)
+	case r.Err != nil:
+		s.log.Error("segment recovery failed", "path", r.Path, "err", r.Err)
+	case r.Sealed != nil:
+		s.log.Info("segment recovered", "path", r.Path, "records", r.Records, "bytes", r.Bytes, "torn_bytes", r.TornBytes, "cut", r.Cut)
+	default:
+		s.log.Info("empty in-progress segment removed", "path", r.Path, "torn_bytes", r.TornBytes)
+	}
+}
+
+// recoverFile repairs dir/name.partial. See Recover.
+func (s *Spool) recoverFile(dir, name string) RecoveryReport {
+	partial := filepath.Join(dir, name+PartialSuffix)
+	metaPath := filepath.Join(dir, name+MetaSuffix)
+	rep := RecoveryReport{Path: partial}
+	m, err := readMeta(metaPath)
+	if err != nil {
+		rep.Err = err
+		rep.Quarantined = true
+		if qerr := quarantine(s.root, dir, name+PartialSuffix, name+MetaSuffix); qerr != nil {
+			rep.Err = errors.Join(err, qerr)
+		}
+		return rep
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+		// A previous recovery sealed it and stopped before removing the
+		// in-progress file.
+		rep.Err = os.Remove(partial)
+		return rep
+	}
+	tmp := filepath.Join(dir, name+".recover")
+	res, err := s.rewrite(partial, tmp, &m)
+	rep.Records, rep.Bytes, rep.TornBytes, rep.Cut = m.Records, m.RawBytes, res.torn, res.cut
+	if err != nil {
+		os.Remove(tmp)
+		rep.Err = err
+		return rep
+	}
+	if res.corrupt != nil {
+		rep.Err = res.corrupt
+		rep.Quarantined = true
+		// Keep the original sidecar beside the quarantined data.
+		if b, rerr := os.ReadFile(metaPath); rerr == nil {
+			qdir := filepath.Join(s.root, QuarantineDir, filepath.Base(dir))
+			if err := os.MkdirAll(qdir, dirPerm); err == nil {
+				err = writeFileAtomic(filepath.Join(qdir, name+MetaSuffix), b)
+				if err != nil {
+					rep.Err = errors.Join(rep.Err, err)
+				}
+			}
+		}
+		if qerr := quarantine(s.root, dir, name+PartialSuffix); qerr != nil {
+			rep.Err = errors.Join(rep.Err, qerr)
+		}
+	}
+	if m.Records == 0 {
+		os.Remove(tmp)
+		var errs []error
+		if !rep.Quarantined {
+			if err := os.Remove(partial); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		if err := os.Remove(metaPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		if err := syncDir(dir); err != nil {
+			errs = append(errs, err)
+		}
+		rep.Err = errors.Join(append([]error{rep.Err}, errs...)...)
+		return rep
+	}
+	if res.lastTime != nil {
+		m.LastTime = *res.lastTime
+	}
+	sealed, err := finishSeal(dir, name, tmp, m, res.size, ReasonRecovered, s.now())
+	if err != nil {
+		rep.Err = errors.Join(rep.Err, err)
+		return rep
+	}
+	rep.Sealed = &sealed
+	if !rep.Quarantined {
+		if err := os.Remove(partial); err != nil && !errors.Is(err, os.ErrNotExist) {
+			rep.Err = err
+		}
+		if err := syncDir(dir); err != nil {
+			rep.Err = errors.Join(rep.Err, err)
+		}
+	}
+	return rep
+}
+
+// rewriteResult describes a rewritten in-progress file.
+type rewriteResult struct {
+	size     int64
+	torn     int64 // decoded bytes of an incomplete last record
+	cut      bool  // the zstd data ended inside a block or frame
+	corrupt  error // non-nil when the data was corrupt before its end
+	lastTime *time.Time
+}
+
+// rewrite decodes src, re-encodes every complete record into dst (synced),
+// and sets m.Records and m.RawBytes. It returns an error only when dst could
+// not be written; a corrupt src is reported in rewriteResult.corrupt.
+func (s *Spool) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
+	var res rewriteResult
+	m.Records, m.RawBytes = 0, 0
+	in, err := os.Open(src)
+	if err != nil {
+		return res, fmt.Errorf("segment: recover: %w", err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return res, fmt.Errorf("segment: recover: %w", err)
+	}
+	dec, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		return res, fmt.Errorf("segment: recover: %w", err)
+	}
+	defer dec.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
+	if err != nil {
+		return res, fmt.Errorf("segment: recover: %w", err)
+	}
+	defer out.Close()
+	cw := &countingWriter{f: out}
+	enc, err := newEncoder(zstd.SpeedDefault, cw)
+	if err != nil {
+		return res, err
+	}
+	br := bufio.NewReaderSize(dec, 1<<20)
+	var line, last []byte
+	for {
+		chunk, rerr := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if errors.Is(rerr, bufio.ErrBufferFull) {
+			if len(line) > maxRecoverLine {
+				res.corrupt = fmt.Errorf("%w: record longer than %d bytes", ErrCorrupt, maxRecoverLine)
+				break
+			}
+			continue
+		}
+		if rerr == nil {
+			if _, err := enc.Write(line); err != nil {
+				return res, fmt.Errorf("segment: recover: %w", err)
+			}
+			m.Records++
+			m.RawBytes += int64(len(line))
+			last = append(last[:0], line...)
+			line = line[:0]
+			continue
+		}
+		res.torn = int64(len(line))
+		switch {
+		case errors.Is(rerr, io.EOF):
+		case errors.Is(rerr, io.ErrUnexpectedEOF):
+			res.cut = true
+		default:
+			res.corrupt = fmt.Errorf("%w: %w", ErrCorrupt, rerr)
+		}
+		break
+	}
+	if err := enc.Close(); err != nil {
+		return res, fmt.Errorf("segment: recover: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		return res, fmt.Errorf("segment: recover: %w", err)
+	}
+	res.size = cw.n
+	if m.Records > 0 {
+		t := fi.ModTime().UTC()
+		if s.recTime != nil {
+			if rt, ok := s.recTime(last); ok {
+				t = rt
+			}
+		}
+		res.lastTime = &t
+	}
+	return res, nil
+}

@@ -1,0 +1,358 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// WriterOptions configure one stream's Writer.
+type WriterOptions struct {
+	Container   Container
+	Destination Destination
+	// MaxSize seals a segment once its compressed file reaches this many
+	// bytes. The file can exceed it by at most one compressed block
+	// (128 KiB of input) plus the frame end. Default DefaultMaxSize.
+	MaxSize int64
+	// MaxAge seals a segment this long after its first record arrived, even
+	// when no further record comes. Default DefaultMaxAge.
+	MaxAge time.Duration
+	// Level is the zstd level. The zero value is zstd.SpeedDefault.
+	Level zstd.EncoderLevel
+	// Key renders the object key of a new segment from its first record's
+	// time and its sequence number. Required. It is called once per segment
+	// and the result is stored in the sidecar, so the key never changes.
+	Key func(first time.Time, seq uint64) string
+	// OnSeal is called with each segment this Writer seals, after its files
+	// are durable, from the goroutine that sealed it (Append, Close or the
+	// Spool's ticker) and without the Writer's lock held. It must not block.
+	OnSeal func(Sealed)
+}
+
+// Writer appends records of one stream to that stream's current segment,
+// rotating by size and age.
+//
+// Append, Flush and Close may be called from different goroutines; they
+// serialize on the Writer's mutex. The Spool's ticker takes the same mutex to
+// flush, release the encoder of an idle Writer and seal aged segments.
+type Writer struct {
+	s    *Spool
+	opts WriterOptions
+	dir  *containerDir
+
+	// mu guards cur and closed.
+	mu     sync.Mutex
+	cur    *openSegment
+	closed bool
+}
+
+// openSegment is the segment a Writer appends to.
+type openSegment struct {
+	f      *os.File
+	cw     countingWriter
+	enc    *zstd.Encoder // nil while the stream is idle (between frames)
+	meta   Meta
+	name   string    // final data file name
+	opened time.Time // spool clock at open, for MaxAge
+	// lastAppend is the spool clock at the last Append; dirtySince at the
+	// first Append after the last flush, zero when nothing is unflushed.
+	lastAppend time.Time
+	dirtySince time.Time
+}
+
+// countingWriter counts the bytes written to the segment file.
+type countingWriter struct {
+	f *os.File
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.f.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// NewWriter returns a Writer for one stream of a container. Several Writers
+// may share a container (Docker can open a second stream for it); sequence
+// numbers stay unique. No file is created before the first Append.
+func (s *Spool) NewWriter(opts WriterOptions) (*Writer, error) {
+	if opts.Key == nil {
+		return nil, errors.New("segment: WriterOptions.Key is nil")
+	}
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = DefaultMaxSize
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.Level == 0 {
+		opts.Level = zstd.SpeedDefault
+	}
+	d, err := s.acquireDir(opts.Container.ID)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{s: s, opts: opts, dir: d}
+	s.mu.Lock()
+	s.writers[w] = struct{}{}
+	s.mu.Unlock()
+	return w, nil
+}
+
+// Append adds one record to the current segment, opening a segment first if
+// there is none. rec must be one complete line ending in '\n' (the JSON line
+// of a log record); t is its timestamp. rec is not retained.
+// The record is in memory until the next Flush, until the encoder's block
+// fills (128 KiB), or at most the Spool's flush interval.
+func (w *Writer) Append(t time.Time, rec []byte) error {
+	sealed, err := w.append(t, rec)
+	if sealed != nil && w.opts.OnSeal != nil {
+		w.opts.OnSeal(*sealed)
+	}
+	return err
+}
+
+func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, ErrClosed
+	}
+	now := w.s.now()
+	if w.cur == nil {
+		if err := w.openLocked(t, now); err != nil {
+			return nil, err
+		}
+	}
+	c := w.cur
+	if c.enc == nil {
+		enc, err := w.s.encoder(w.opts.Level, &c.cw)
+		if err != nil {
+			return nil, err
+		}
+		c.enc = enc
+	}
+	if _, err := c.enc.Write(rec); err != nil {
+		return nil, fmt.Errorf("segment: append to %s: %w", c.f.Name(), err)
+	}
+	c.meta.Records++
+	c.meta.RawBytes += int64(len(rec))
+	if t.After(c.meta.LastTime) {
+		c.meta.LastTime = t
+	}
+	c.lastAppend = now
+	if c.dirtySince.IsZero() {
+		c.dirtySince = now
+	}
+	return w.sealIfFullLocked()
+}
+
+// sealIfFullLocked seals the current segment when its file reached MaxSize.
+func (w *Writer) sealIfFullLocked() (*Sealed, error) {
+	if w.cur == nil || w.cur.cw.n < w.opts.MaxSize {
+		return nil, nil
+	}
+	s, err := w.sealLocked(ReasonSize)
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Flush writes everything appended so far to the file with write(2), ending
+// the current zstd block. Call it whenever the source has nothing more to
+// read at once, so a crash loses at most what was read since.
+// A segment that reaches MaxSize with this write is sealed.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	err := w.flushLocked()
+	var sealed *Sealed
+	if err == nil {
+		sealed, err = w.sealIfFullLocked()
+	}
+	w.mu.Unlock()
+	if sealed != nil && w.opts.OnSeal != nil {
+		w.opts.OnSeal(*sealed)
+	}
+	return err
+}
+
+func (w *Writer) flushLocked() error {
+	c := w.cur
+	if c == nil || c.enc == nil || c.dirtySince.IsZero() {
+		return nil
+	}
+	c.dirtySince = time.Time{}
+	if err := c.enc.Flush(); err != nil {
+		return fmt.Errorf("segment: flush %s: %w", c.f.Name(), err)
+	}
+	return nil
+}
+
+// Close seals the current segment (if any record was appended since the last
+// one was sealed) with the given reason and releases the Writer. Later calls
+// return ErrClosed from Append; Close itself is idempotent.
+func (w *Writer) Close(reason string) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	var sealed *Sealed
+	var err error
+	if w.cur != nil {
+		var s Sealed
+		s, err = w.sealLocked(reason)
+		if err == nil {
+			sealed = &s
+		}
+	}
+	w.mu.Unlock()
+
+	w.s.mu.Lock()
+	delete(w.s.writers, w)
+	w.s.mu.Unlock()
+	w.s.releaseDir(w.opts.Container.ID)
+	if sealed != nil && w.opts.OnSeal != nil {
+		w.opts.OnSeal(*sealed)
+	}
+	return err
+}
+
+// tick is the ticker's visit: flush stale data, end the frame of an idle
+// stream (releasing its encoder) and seal an aged segment.
+func (w *Writer) tick(now time.Time) {
+	w.mu.Lock()
+	c := w.cur
+	if w.closed || c == nil {
+		w.mu.Unlock()
+		return
+	}
+	var sealed *Sealed
+	var err error
+	switch {
+	case now.Sub(c.opened) >= w.opts.MaxAge:
+		var s Sealed
+		if s, err = w.sealLocked(ReasonAge); err == nil {
+			sealed = &s
+		}
+	case c.enc != nil && now.Sub(c.lastAppend) >= w.s.flush:
+		if err = w.endFrameLocked(); err == nil {
+			sealed, err = w.sealIfFullLocked()
+		}
+	case !c.dirtySince.IsZero() && now.Sub(c.dirtySince) >= w.s.flush:
+		if err = w.flushLocked(); err == nil {
+			sealed, err = w.sealIfFullLocked()
+		}
+	}
+	w.mu.Unlock()
+	if err != nil {
+		w.s.log.Error("segment maintenance failed", "container", w.opts.Container.ID, "err", err)
+	}
+	if sealed != nil && w.opts.OnSeal != nil {
+		w.opts.OnSeal(*sealed)
+	}
+}
+
+// endFrameLocked finishes the current zstd frame and returns the encoder to
+// the pool; the next Append starts a new frame in the same file.
+func (w *Writer) endFrameLocked() error {
+	c := w.cur
+	if c.enc == nil {
+		return nil
+	}
+	err := c.enc.Close()
+	w.s.release(w.opts.Level, c.enc)
+	c.enc = nil
+	c.dirtySince = time.Time{}
+	if err != nil {
+		return fmt.Errorf("segment: end frame of %s: %w", c.f.Name(), err)
+	}
+	return nil
+}
+
+// openLocked starts a new segment: allocates its sequence number, creates the
+// in-progress file and writes its sidecar.
+func (w *Writer) openLocked(first, now time.Time) error {
+	seq, err := w.dir.allocSeq()
+	if err != nil {
+		return err
+	}
+	name := fileName(seq)
+	f, err := os.OpenFile(filepath.Join(w.dir.path, name+PartialSuffix), os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return fmt.Errorf("segment: %w", err)
+	}
+	m := Meta{
+		Version:     MetaVersion,
+		Key:         w.opts.Key(first, seq),
+		Destination: w.opts.Destination,
+		Container:   w.opts.Container,
+		Seq:         seq,
+		FirstTime:   first,
+		LastTime:    first,
+	}
+	if err := writeMeta(filepath.Join(w.dir.path, name+MetaSuffix), &m); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := syncDir(w.dir.path); err != nil {
+		f.Close()
+		return err
+	}
+	w.cur = &openSegment{f: f, cw: countingWriter{f: f}, meta: m, name: name, opened: now}
+	return nil
+}
+
+// sealLocked finishes the current segment: ends the zstd frame, fsyncs the
+// file, rewrites the sidecar with the final counts, renames the file to its
+// final name and fsyncs the folder. The Writer has no segment afterwards,
+// even on error; a file left in progress is repaired by Recover at the next
+// start.
+func (w *Writer) sealLocked(reason string) (Sealed, error) {
+	c := w.cur
+	w.cur = nil
+	var errs []error
+	if c.enc != nil {
+		if err := c.enc.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		w.s.release(w.opts.Level, c.enc)
+		c.enc = nil
+	}
+	if err := c.f.Sync(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.f.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Sealed{}, fmt.Errorf("segment: seal %s: %w", c.f.Name(), err)
+	}
+	return finishSeal(w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
+}
+
+// finishSeal writes the final sidecar and renames the data file from its
+// temporary path to its final name; the data file is already synced.
+func finishSeal(dir, name, tmpPath string, m Meta, size int64, reason string, now time.Time) (Sealed, error) {
+	m.CompressedBytes = size
+	m.Reason = reason
+	m.SealedAt = now.UTC()
+	if err := writeMeta(filepath.Join(dir, name+MetaSuffix), &m); err != nil {
+		return Sealed{}, err
+	}
+	if err := os.Rename(tmpPath, filepath.Join(dir, name)); err != nil {
+		return Sealed{}, fmt.Errorf("segment: seal: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return Sealed{}, err
+	}
+	return Sealed{Dir: dir, Name: name, Meta: m}, nil
+}
