@@ -1,0 +1,373 @@
+package driver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/s3logs/s3logs/driver/logopt"
+	"github.com/s3logs/s3logs/keys"
+	"github.com/s3logs/s3logs/segment"
+)
+
+// DefaultFIFODir is where Docker creates logging FIFOs inside the plugin.
+const DefaultFIFODir = "/run/docker/logging"
+
+// Errors returned by StartLogging; compare with errors.Is.
+var (
+	ErrBadFile     = errors.New("driver: bad FIFO path")
+	ErrDuplicate   = errors.New("driver: FIFO already being read")
+	ErrShutdown    = errors.New("driver: shutting down")
+	ErrMissingFile = errors.New("driver: missing File")
+)
+
+// Enqueuer takes sealed segments for upload. Enqueue must not block on the
+// network; urgent segments (their container stopped) go ahead of the backlog.
+type Enqueuer interface {
+	Enqueue(s segment.Sealed, urgent bool)
+}
+
+// Config configures a Driver.
+type Config struct {
+	// Spool receives the segments; the Driver does not close it.
+	Spool *segment.Spool
+	// Uploader is told about every sealed segment.
+	Uploader Enqueuer
+	// StateDir keeps one file per live stream for Reattach. Created 0700.
+	StateDir string
+	// FIFODir is the only folder FIFOs are accepted from. Default DefaultFIFODir.
+	FIFODir string
+	// Hostname fills the {{.Hostname}} key template field.
+	Hostname string
+	// DefaultRegion is used when the region log-opt is empty.
+	DefaultRegion string
+	// Logger receives the plugin's own logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Driver serves the logging-driver protocol. Its methods are safe for
+// concurrent use. Each stream's reader goroutine is started by StartLogging or
+// Reattach and ends at the FIFO's EOF or at Shutdown; Shutdown waits for all.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu guards streams and shut.
+	mu      sync.Mutex
+	streams map[string]*stream // by FIFO path
+	shut    bool
+
+	wg sync.WaitGroup // one per reader goroutine
+}
+
+// New returns a Driver. It creates StateDir.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Spool == nil || cfg.Uploader == nil || cfg.StateDir == "" {
+		return nil, errors.New("driver: Config needs Spool, Uploader and StateDir")
+	}
+	if cfg.FIFODir == "" {
+		cfg.FIFODir = DefaultFIFODir
+	}
+	if cfg.DefaultRegion == "" {
+		cfg.DefaultRegion = "us-east-1"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("driver: create state folder: %w", err)
+	}
+	return &Driver{cfg: cfg, log: cfg.Logger, streams: make(map[string]*stream)}, nil
+}
+
+// StartLogging validates the log-opts, opens the FIFO, saves the stream for
+// Reattach and starts its reader goroutine. An error is what the user sees
+// at `docker run`.
+func (d *Driver) StartLogging(file string, info Info) error {
+	if file == "" {
+		return ErrMissingFile
+	}
+	if err := d.checkFile(file); err != nil {
+		return err
+	}
+	opts, err := logopt.Parse(info.Config)
+	if err != nil {
+		return err
+	}
+	saved := savedStream{
+		File:          file,
+		Config:        info.Config,
+		ContainerID:   info.ContainerID,
+		ContainerName: info.ContainerName,
+		ImageName:     info.ContainerImageName,
+		ImageID:       info.ContainerImageID,
+		DaemonName:    info.DaemonName,
+		Attrs:         opts.Attrs(info.ContainerLabels, info.ContainerEnv),
+	}
+	return d.start(saved, opts, true)
+}
+
+// checkFile accepts only FIFOs directly inside FIFODir.
+func (d *Driver) checkFile(file string) error {
+	if !filepath.IsAbs(file) || filepath.Clean(file) != file || filepath.Dir(file) != d.cfg.FIFODir {
+		return fmt.Errorf("%w: %q: want a FIFO directly inside %s", ErrBadFile, file, d.cfg.FIFODir)
+	}
+	return nil
+}
+
+// start registers a stream, opens its FIFO, persists it and starts its reader.
+func (d *Driver) start(saved savedStream, opts *logopt.Options, persist bool) error {
+	d.mu.Lock()
+	if d.shut {
+		d.mu.Unlock()
+		return ErrShutdown
+	}
+	if _, ok := d.streams[saved.File]; ok {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrDuplicate, saved.File)
+	}
+	// Reserve the path before unlocking so a concurrent duplicate fails.
+	d.streams[saved.File] = nil
+	d.mu.Unlock()
+
+	s, err := d.newStream(saved, opts, persist)
+	d.mu.Lock()
+	if err != nil {
+		delete(d.streams, saved.File)
+		d.mu.Unlock()
+		return err
+	}
+	d.streams[saved.File] = s
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		s.run()
+		d.mu.Lock()
+		delete(d.streams, saved.File)
+		d.mu.Unlock()
+	}()
+	return nil
+}
+
+// newStream opens the FIFO and the segment writer of a stream.
+func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool) (*stream, error) {
+	attrs, err := marshalAttrs(saved.Attrs)
+	if err != nil {
+		return nil, err
+	}
+	if persist {
+		if err := d.save(saved); err != nil {
+			return nil, err
+		}
+	}
+	// O_NONBLOCK puts the FIFO under Go's poller: reads park the goroutine
+	// and Close interrupts them. Docker holds the FIFO open read-write, so a
+	// read sees EOF only once Docker has closed it and the pipe is drained.
+	f, err := os.OpenFile(saved.File, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		d.forget(saved.File)
+		return nil, fmt.Errorf("driver: open FIFO: %w", err)
+	}
+	region := opts.Region
+	if region == "" {
+		region = d.cfg.DefaultRegion
+	}
+	kinfo := keys.Info{
+		ContainerID:   saved.ContainerID,
+		ContainerName: saved.ContainerName,
+		ImageName:     saved.ImageName,
+		ImageID:       saved.ImageID,
+		DaemonName:    saved.DaemonName,
+		Hostname:      d.cfg.Hostname,
+	}
+	prefix := opts.Prefix
+	cid := saved.ContainerID
+	w, err := d.cfg.Spool.NewWriter(segment.WriterOptions{
+		Container: segment.Container{ID: cid, Name: saved.ContainerName, ImageName: saved.ImageName, ImageID: saved.ImageID},
+		Destination: segment.Destination{
+			Bucket:         opts.Bucket,
+			Region:         region,
+			Endpoint:       opts.Endpoint,
+			ForcePathStyle: opts.ForcePathStyle,
+			StorageClass:   opts.StorageClass,
+			SSE:            opts.SSE,
+			SSEKMSKeyID:    opts.SSEKMSKeyID,
+		},
+		MaxSize: opts.SegmentSize,
+		MaxAge:  opts.SegmentAge,
+		Level:   opts.CompressionLevel,
+		Key: func(first time.Time, seq uint64) string {
+			return keys.Key(prefix.Render(kinfo, first), keys.FilePart(first, cid, seq))
+		},
+		OnSeal: func(s segment.Sealed) {
+			d.log.Debug("segment sealed", "container", shortID(cid), "key", s.Meta.Key,
+				"records", s.Meta.Records, "bytes", s.Meta.CompressedBytes, "reason", s.Meta.Reason)
+			d.cfg.Uploader.Enqueue(s, s.Meta.Reason == segment.ReasonStop)
+		},
+	})
+	if err != nil {
+		f.Close()
+		d.forget(saved.File)
+		return nil, err
+	}
+	return &stream{
+		file:   saved.File,
+		fifo:   f,
+		w:      w,
+		attrs:  attrs,
+		log:    d.log.With("container", shortID(cid), "name", strings.TrimPrefix(saved.ContainerName, "/")),
+		forget: func() { d.forget(saved.File) },
+	}, nil
+}
+
+// StopLogging tells the Driver that Docker is done with a FIFO. It never
+// fails and never waits: the stream's reader reads on to EOF by itself.
+func (d *Driver) StopLogging(file string) {
+	d.mu.Lock()
+	s := d.streams[file]
+	d.mu.Unlock()
+	if s == nil {
+		d.log.Debug("StopLogging for an unknown FIFO", "file", file)
+		return
+	}
+	s.log.Debug("StopLogging: reading on to EOF", "file", file)
+}
+
+// Reattach re-opens the FIFOs saved by earlier StartLogging calls whose
+// streams did not reach EOF (the plugin was killed or upgraded). Saved FIFOs
+// that no longer exist are forgotten. It returns how many streams it resumed.
+func (d *Driver) Reattach() (int, error) {
+	entries, err := os.ReadDir(d.cfg.StateDir)
+	if err != nil {
+		return 0, fmt.Errorf("driver: reattach: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		path := filepath.Join(d.cfg.StateDir, e.Name())
+		b, err := os.ReadFile(path)
+		var saved savedStream
+		if err == nil {
+			err = json.Unmarshal(b, &saved)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("driver: saved stream %s: %w", path, err))
+			os.Remove(path)
+			continue
+		}
+		if _, err := os.Stat(saved.File); err != nil {
+			d.log.Info("saved stream's FIFO is gone", "file", saved.File)
+			os.Remove(path)
+			continue
+		}
+		opts, err := logopt.Parse(saved.Config)
+		if err == nil {
+			err = d.checkFile(saved.File)
+		}
+		if err == nil {
+			err = d.start(saved, opts, false)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("driver: reattach %s: %w", saved.File, err))
+			os.Remove(path)
+			continue
+		}
+		d.log.Info("re-attached to FIFO", "container", shortID(saved.ContainerID), "file", saved.File)
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// Shutdown stops accepting streams, closes every FIFO (what is still in a
+// pipe stays there for the next start's Reattach), seals the open segments
+// and waits for the readers until ctx ends. Saved streams are kept.
+func (d *Driver) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	d.shut = true
+	var ss []*stream
+	for _, s := range d.streams {
+		if s != nil {
+			ss = append(ss, s)
+		}
+	}
+	d.mu.Unlock()
+	for _, s := range ss {
+		s.shutdown()
+	}
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("driver: shutdown: %w", ctx.Err())
+	}
+}
+
+// Streams returns the number of live streams.
+func (d *Driver) Streams() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.streams)
+}
+
+// statePath names a stream's saved file after a hash of its FIFO path.
+func (d *Driver) statePath(file string) string {
+	h := sha256.Sum256([]byte(file))
+	return filepath.Join(d.cfg.StateDir, hex.EncodeToString(h[:16])+".json")
+}
+
+// save persists a stream for Reattach, durably.
+func (d *Driver) save(s savedStream) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("driver: save stream: %w", err)
+	}
+	path := d.statePath(s.File)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("driver: save stream: %w", err)
+	}
+	f, err := os.Open(tmp)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("driver: save stream: %w", err)
+	}
+	return nil
+}
+
+// forget removes a stream's saved file.
+func (d *Driver) forget(file string) {
+	if err := os.Remove(d.statePath(file)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.log.Warn("cannot remove saved stream", "file", file, "err", err)
+	}
+}
+
+// shortID is the 12-character form of a container id used in logs.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
