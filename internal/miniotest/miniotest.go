@@ -1,0 +1,352 @@
+// Package miniotest starts throwaway MinIO servers for integration tests.
+//
+// The MinIO binary is pinned (see MinIOModule) and built on demand into
+// <repo root>/bin; MinIO is AGPL-licensed and is only ever run as a separate
+// process, never imported. Every helper reports problems with tb.Fatal and
+// never skips: integration tests that depend on MinIO must run in CI.
+package miniotest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// MinIOModule is the pinned module version that Binary builds when no
+// binary is present.
+const MinIOModule = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+
+// ReadyTimeout bounds how long Start and Restart wait for the server to
+// answer its readiness probe.
+const ReadyTimeout = 60 * time.Second
+
+// stopTimeout is how long Stop waits after SIGTERM before SIGKILL.
+const stopTimeout = 10 * time.Second
+
+// buildMu serialises builds inside one test binary; the file lock in
+// Binary serialises them across test binaries.
+var buildMu sync.Mutex
+
+// Binary returns the path of the pinned MinIO binary: $MINIO_BIN if set,
+// else <repo root>/bin/minio, where the repo root is the nearest folder
+// above the working directory that holds go.mod. When that file is missing
+// it is built with `go install` (about 2.5 minutes), under an exclusive file
+// lock (<repo root>/bin/.minio.lock) so that test binaries running in
+// parallel build it once. Any failure is fatal; Binary never skips.
+// It is safe for concurrent use.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	if p := os.Getenv("MINIO_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			tb.Fatalf("miniotest: MINIO_BIN=%s: %v", p, err)
+		}
+		return p
+	}
+	root, err := repoRoot()
+	if err != nil {
+		tb.Fatalf("miniotest: %v", err)
+	}
+	binDir := filepath.Join(root, "bin")
+	bin := filepath.Join(binDir, "minio")
+	if isExecutable(bin) {
+		return bin
+	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		tb.Fatalf("miniotest: %v", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(binDir, ".minio.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		tb.Fatalf("miniotest: %v", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		tb.Fatalf("miniotest: lock %s: %v", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if isExecutable(bin) { // built by another process while we waited
+		return bin
+	}
+	tb.Logf("miniotest: building %s into %s (takes a few minutes)", MinIOModule, binDir)
+	start := time.Now()
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goTool); err != nil {
+		goTool = "go"
+	}
+	cmd := exec.Command(goTool, "install", MinIOModule)
+	cmd.Env = append(os.Environ(), "GOBIN="+binDir, "CGO_ENABLED=0")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tb.Fatalf("miniotest: go install %s: %v\n%s", MinIOModule, err, out)
+	}
+	if !isExecutable(bin) {
+		tb.Fatalf("miniotest: go install %s succeeded but %s is missing", MinIOModule, bin)
+	}
+	tb.Logf("miniotest: built MinIO in %s", time.Since(start).Round(time.Second))
+	return bin
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// repoRoot walks up from the working directory to the folder holding go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory; set MINIO_BIN")
+		}
+		dir = parent
+	}
+}
+
+// Server is a MinIO server running as a child process on 127.0.0.1.
+// Its fields are set by Start and must not be changed. A Server is meant
+// for one test goroutine; Stop, Restart and Client must not be called
+// concurrently with each other.
+type Server struct {
+	// Endpoint is the S3 endpoint URL, e.g. "http://127.0.0.1:41234".
+	Endpoint string
+	// AccessKey and SecretKey are the root credentials (random per server).
+	AccessKey, SecretKey string
+	// Region is the region the server accepts in signatures ("us-east-1").
+	Region string
+	// DataDir is the server's data folder; it survives Stop and Restart and
+	// is removed when the test ends.
+	DataDir string
+
+	bin         string
+	addr        string
+	consoleAddr string
+	certsDir    string
+	logPath     string
+	cmd         *exec.Cmd
+	exited      chan struct{} // closed when cmd has been waited for
+}
+
+// Start builds MinIO if needed (see Binary), starts a server on a free port
+// of 127.0.0.1 with a temporary data folder and random credentials, and
+// waits until it is ready (deadline ReadyTimeout). The server is stopped and
+// its process group killed by tb.Cleanup.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin := Binary(tb)
+	s := &Server{
+		AccessKey: "mt" + randHex(tb, 8),
+		SecretKey: randHex(tb, 20),
+		Region:    "us-east-1",
+		DataDir:   tb.TempDir(),
+		bin:       bin,
+	}
+	aux := tb.TempDir()
+	s.certsDir = filepath.Join(aux, "certs")
+	s.logPath = filepath.Join(aux, "minio.log")
+	if err := os.MkdirAll(s.certsDir, 0o700); err != nil {
+		tb.Fatalf("miniotest: %v", err)
+	}
+	tb.Cleanup(func() { s.kill() })
+	var lastErr error
+	for range 3 { // a free port can be taken between probing and binding
+		s.addr = freeAddr(tb)
+		s.consoleAddr = freeAddr(tb)
+		s.Endpoint = "http://" + s.addr
+		if lastErr = s.launch(); lastErr == nil {
+			return s
+		}
+		s.kill()
+	}
+	tb.Fatalf("miniotest: start MinIO: %v\n%s", lastErr, s.logTail())
+	return nil
+}
+
+// Stop stops the server (SIGTERM, then SIGKILL of its process group after
+// 10 s) and waits for it to exit. The data folder is kept, so Restart
+// brings the same buckets and objects back. Stopping a stopped server is a
+// no-op.
+func (s *Server) Stop(tb testing.TB) {
+	tb.Helper()
+	if s.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(stopTimeout):
+		tb.Logf("miniotest: MinIO did not stop within %s; killing it", stopTimeout)
+	}
+	s.kill()
+}
+
+// Restart starts the server again on the same address with the same data
+// folder and credentials (stopping it first if it runs) and waits until it
+// is ready.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.Stop(tb)
+	var err error
+	for range 20 { // the old listener may take a moment to be released
+		if err = s.launch(); err == nil {
+			return
+		}
+		s.kill()
+		time.Sleep(250 * time.Millisecond)
+	}
+	tb.Fatalf("miniotest: restart MinIO on %s: %v\n%s", s.addr, err, s.logTail())
+}
+
+// Client returns an S3 client for the server: path-style addressing, the
+// server's static root credentials, region s.Region. Its idle connections
+// are closed by tb.Cleanup.
+func (s *Server) Client(tb testing.TB) *s3.Client {
+	tb.Helper()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tb.Cleanup(tr.CloseIdleConnections)
+	return s3.New(s3.Options{
+		Region:       s.Region,
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		HTTPClient:   &http.Client{Transport: tr},
+		// Only what S3 requires: keeps the client usable with any MinIO version.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+// CreateBucket creates a bucket on the server; failure is fatal.
+func (s *Server) CreateBucket(tb testing.TB, name string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.Client(tb).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		tb.Fatalf("miniotest: create bucket %s: %v", name, err)
+	}
+}
+
+// launch starts the process and waits until it is ready.
+func (s *Server) launch() error {
+	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := exec.Command(s.bin, "server", s.DataDir,
+		"--address", s.addr,
+		"--console-address", s.consoleAddr,
+		"--certs-dir", s.certsDir,
+		"--quiet")
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+s.AccessKey,
+		"MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_REGION="+s.Region,
+		"MINIO_UPDATE=off",
+		"MINIO_BROWSER=off",
+	)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", s.bin, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
+	return s.waitReady()
+}
+
+// waitReady polls the readiness endpoint until it answers 200, the process
+// exits, or ReadyTimeout passes.
+func (s *Server) waitReady() error {
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	deadline := time.Now().Add(ReadyTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("MinIO exited during start-up (%v)", s.cmd.ProcessState)
+		default:
+		}
+		resp, err := hc.Get(s.Endpoint + "/minio/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("MinIO not ready within %s", ReadyTimeout)
+}
+
+// kill SIGKILLs the process group, if any, and waits for the process.
+func (s *Server) kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	<-s.exited
+	s.cmd, s.exited = nil, nil
+}
+
+// logTail returns the end of the server's output, for failure messages.
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 4096 {
+		b = b[len(b)-4096:]
+	}
+	return string(b)
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("miniotest: %v", err)
+	}
+	defer l.Close()
+	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+func randHex(tb testing.TB, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		tb.Fatalf("miniotest: %v", err)
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,211 @@
+package uploader
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/s3logs/s3logs/segment"
+)
+
+// objectPutter is the part of the S3 API the Uploader needs.
+// Implementations must be safe for concurrent use.
+type objectPutter interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+var _ objectPutter = (*s3.Client)(nil)
+
+// clientKey identifies the S3 client of a destination. Storage class and
+// encryption are per request and not part of it.
+type clientKey struct {
+	Bucket, Region, Endpoint string
+	PathStyle                bool
+}
+
+func keyOf(d segment.Destination) clientKey {
+	return clientKey{Bucket: d.Bucket, Region: d.Region, Endpoint: d.Endpoint, PathStyle: d.ForcePathStyle}
+}
+
+// DefaultRegion is the region used when neither the destination nor the
+// SDK's configuration chain names one.
+const DefaultRegion = "us-east-1"
+
+// s3Factory creates real S3 clients. The transports their HTTP clients
+// build are remembered so that Close can drop idle connections.
+type s3Factory struct {
+	mu         sync.Mutex // guards transports
+	transports []*http.Transport
+}
+
+// newClient builds an S3 client for d with the SDK's default credential
+// chain, the SDK's retries off (the Uploader retries) and only required
+// checksums (the Uploader sets Content-MD5). The HTTP client is the SDK's
+// buildable client, so that AWS_CA_BUNDLE and similar settings still apply.
+func (f *s3Factory) newClient(ctx context.Context, d segment.Destination) (objectPutter, error) {
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		f.mu.Lock()
+		f.transports = append(f.transports, tr)
+		f.mu.Unlock()
+	})
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(hc),
+		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+	}
+	if d.Region != "" {
+		opts = append(opts, config.WithRegion(d.Region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("uploader: load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if d.Endpoint != "" {
+			ep := d.Endpoint
+			if !strings.Contains(ep, "://") {
+				ep = "https://" + ep
+			}
+			o.BaseEndpoint = aws.String(ep)
+		}
+		o.UsePathStyle = d.ForcePathStyle
+	}), nil
+}
+
+// closeIdle closes the idle connections of every client created so far.
+func (f *s3Factory) closeIdle() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, tr := range f.transports {
+		tr.CloseIdleConnections()
+	}
+}
+
+// fileMD5 returns the base64 MD5 of a file and its size.
+func fileMD5(path string) (sum string, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := md5.New()
+	size, err = io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("uploader: read %s: %w", path, err)
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), size, nil
+}
+
+// putInput builds the PutObject request of a segment. body is the opened
+// data file (seekable; the SDK reads it for the signature and rewinds it).
+func putInput(s segment.Sealed, body io.ReadSeeker, size int64, md5sum string) *s3.PutObjectInput {
+	d := s.Meta.Destination
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(d.Bucket),
+		Key:           aws.String(s.Meta.Key),
+		Body:          body,
+		ContentLength: aws.Int64(size),
+		ContentType:   aws.String("application/zstd"),
+		ContentMD5:    aws.String(md5sum),
+		Metadata:      Metadata(s.Meta),
+	}
+	if d.StorageClass != "" {
+		in.StorageClass = types.StorageClass(d.StorageClass)
+	}
+	if d.SSE != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(d.SSE)
+	}
+	if d.SSEKMSKeyID != "" {
+		in.SSEKMSKeyId = aws.String(d.SSEKMSKeyID)
+	}
+	return in
+}
+
+// Metadata limits. S3 allows 2 KB of user metadata (names and values).
+const (
+	maxMetaValue = 512 // bytes of one escaped free-text value
+)
+
+// Metadata returns the S3 user metadata (sent as x-amz-meta-NAME headers)
+// stored with a segment's object:
+//
+//	container-id     full container id
+//	container-name   container name (without a leading "/")
+//	image-name       image name as the container was started with
+//	image-id         image id
+//	first-time       time of the first record, RFC 3339 with nanoseconds, UTC
+//	last-time        time of the last record, likewise
+//	records          number of records
+//	raw-bytes        uncompressed bytes
+//	seq              the segment's sequence number within its container
+//	reason           why the segment was sealed (segment.Reason*)
+//
+// Values are ASCII: space, bytes outside printable ASCII, and "%" are
+// percent-encoded (URL escaping; decode with url.PathUnescape), and the
+// free-text values (name, image name, image id) are cut to 512 bytes at an
+// escape boundary, which keeps the total well under S3's 2 KB limit.
+// Empty values are left out.
+func Metadata(m segment.Meta) map[string]string {
+	md := map[string]string{
+		"container-id":   metaValue(m.Container.ID),
+		"container-name": metaValue(strings.TrimPrefix(m.Container.Name, "/")),
+		"image-name":     metaValue(m.Container.ImageName),
+		"image-id":       metaValue(m.Container.ImageID),
+		"records":        strconv.FormatInt(m.Records, 10),
+		"raw-bytes":      strconv.FormatInt(m.RawBytes, 10),
+		"seq":            strconv.FormatUint(m.Seq, 10),
+		"reason":         metaValue(m.Reason),
+	}
+	if !m.FirstTime.IsZero() {
+		md["first-time"] = m.FirstTime.UTC().Format(time.RFC3339Nano)
+	}
+	if !m.LastTime.IsZero() {
+		md["last-time"] = m.LastTime.UTC().Format(time.RFC3339Nano)
+	}
+	for k, v := range md {
+		if v == "" {
+			delete(md, k)
+		}
+	}
+	return md
+}
+
+// metaValue percent-encodes space, every byte that is not printable ASCII,
+// and "%", then cuts the result to maxMetaValue bytes without splitting an
+// escape.
+func metaValue(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var enc string
+		if c <= 0x20 || c > 0x7e || c == '%' {
+			enc = string([]byte{'%', hexDigits[c>>4], hexDigits[c&15]})
+		} else {
+			enc = string(c)
+		}
+		if b.Len()+len(enc) > maxMetaValue {
+			break
+		}
+		b.WriteString(enc)
+	}
+	return b.String()
+}
