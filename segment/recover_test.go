@@ -72,7 +72,7 @@ func copyTree(t *testing.T, src, dst string) {
 }
 
 func TestRecoverTruncatedAtEveryOffset(t *testing.T) {
-	const first, last = 20, 8
+	const first, last = 20, 4
 	root, recs, ends := crashedSpool(t, first, last)
 	partialRel := filepath.Join(testCID, fileName(1)+PartialSuffix)
 	start := ends[first-1]
