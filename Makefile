@@ -1,0 +1,110 @@
+# s3logs: build, package as a Docker managed plugin, test, demo.
+# Needs Go, a running Docker Engine (for plugin, e2e, demo), and for the tests
+# and demo zstd, jq and the aws CLI. Nothing is pulled from a registry.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO ?= go
+# Name the plugin is installed under; containers use --log-driver $(PLUGIN).
+PLUGIN ?= s3logs:latest
+# Host directory bind-mounted as the plugin's spool (the "spool" mount source).
+SPOOL ?= /var/lib/s3logs
+# Tag of the throwaway image whose filesystem becomes the plugin rootfs.
+ROOTFS_IMAGE ?= s3logs-rootfs:build
+# Tag of the test image running cmd/loggen (e2e tests and demo).
+LOGGEN_IMAGE ?= s3logs-loggen:test
+# Pinned MinIO used as the S3 server by integration tests, e2e and demo.
+MINIO_MODULE := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+# Extra flags for the e2e run, e.g. E2E_FLAGS='-run TestE2E/utf8'.
+E2E_FLAGS ?=
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+
+# Every package except the end-to-end suite, which needs the installed plugin.
+UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
+
+.PHONY: FORCE all build rootfs plugin loggen-image test unit e2e demo bench clean distclean minio
+
+all: build
+
+## build: static binaries bin/s3logs and bin/loggen
+build: bin/s3logs bin/loggen
+
+# Always handed to go build, which rebuilds only what changed.
+bin/s3logs bin/loggen: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/$(@F)
+
+FORCE:
+
+## rootfs: build/plugin/{config.json,rootfs/} from the Dockerfile (FROM scratch)
+rootfs: bin/s3logs
+	rm -rf build/rootfs-context build/plugin
+	mkdir -p build/rootfs-context build/plugin/rootfs
+	cp bin/s3logs build/rootfs-context/s3logs
+	cp $(CA_BUNDLE) build/rootfs-context/ca-certificates.crt
+	docker build -q -t $(ROOTFS_IMAGE) -f Dockerfile build/rootfs-context >/dev/null
+	docker image prune -f --filter label=s3logs.build >/dev/null
+	id=$$(docker create $(ROOTFS_IMAGE)); \
+	  trap 'docker rm -f "$$id" >/dev/null' EXIT; \
+	  docker export "$$id" | tar -x -C build/plugin/rootfs
+	cp config.json build/plugin/config.json
+	test -x build/plugin/rootfs/s3logs
+
+## plugin: install (or reinstall) the plugin as $(PLUGIN) and enable it
+plugin: rootfs
+	mkdir -p $(SPOOL)
+	chmod 0700 $(SPOOL)
+	if docker plugin inspect $(PLUGIN) >/dev/null 2>&1; then \
+	  if [ "$$(docker plugin inspect -f '{{.Enabled}}' $(PLUGIN))" = true ]; then \
+	    docker plugin disable --force $(PLUGIN); \
+	  fi; \
+	  docker plugin rm --force $(PLUGIN); \
+	fi
+	docker plugin create $(PLUGIN) build/plugin
+	docker plugin set $(PLUGIN) spool.source=$(SPOOL)
+	docker plugin enable $(PLUGIN)
+	@echo "plugin $(PLUGIN) installed and enabled (spool $(SPOOL))"
+
+## loggen-image: the test image $(LOGGEN_IMAGE) (FROM scratch + bin/loggen)
+loggen-image: bin/loggen
+	rm -rf build/loggen-context
+	mkdir -p build/loggen-context
+	cp bin/loggen build/loggen-context/loggen
+	docker build -q -t $(LOGGEN_IMAGE) -f e2e/testdata/Dockerfile.loggen build/loggen-context >/dev/null
+	docker image prune -f --filter label=s3logs.build >/dev/null
+
+## minio: the pinned MinIO server in bin/minio (built once, ~2.5 min)
+minio: bin/minio
+
+bin/minio:
+	GOBIN=$(CURDIR)/bin $(GO) install $(MINIO_MODULE)
+
+## test: unit and MinIO integration tests with -race, then the e2e suite
+test: unit e2e
+
+unit: minio
+	$(GO) vet ./...
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+## e2e: reinstall the plugin, then run the end-to-end suite against Docker and MinIO
+e2e: plugin minio
+	S3LOGS_PLUGIN=$(PLUGIN) S3LOGS_LOGGEN_IMAGE=$(LOGGEN_IMAGE) \
+	  $(GO) test -race -count=1 -timeout 15m -parallel 8 -v $(E2E_FLAGS) ./e2e
+
+## demo: install the plugin, log a container to a throwaway MinIO, print what landed in S3
+demo: plugin loggen-image minio
+	PLUGIN=$(PLUGIN) LOGGEN_IMAGE=$(LOGGEN_IMAGE) MINIO=$(CURDIR)/bin/minio scripts/demo.sh
+
+## bench: all benchmarks, no tests
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## clean: remove build output and the images built here (keeps bin/minio and the installed plugin)
+clean:
+	rm -rf build bin/s3logs bin/loggen
+	-docker rmi $(ROOTFS_IMAGE) $(LOGGEN_IMAGE) >/dev/null 2>&1
+	-docker image prune -f --filter label=s3logs.build >/dev/null 2>&1
+
+## distclean: clean, and also remove the cached MinIO binary
+distclean: clean
+	rm -rf bin
