@@ -210,7 +210,7 @@ func TestRotateBySize(t *testing.T) {
 			t.Fatalf("segment %d has seq %d", i, s.Meta.Seq)
 		}
 		if i < len(seals)-1 {
-			if s.Meta.Reason != ReasonSize || s.Meta.CompressedBytes < max || s.Meta.CompressedBytes > max+128<<10 {
+			if s.Meta.Reason != ReasonSize || s.Meta.CompressedBytes < max || s.Meta.CompressedBytes > max+max/4 {
 				t.Fatalf("segment %d: reason %s, %d bytes", i, s.Meta.Reason, s.Meta.CompressedBytes)
 			}
 		}

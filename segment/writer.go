@@ -16,8 +16,10 @@ type WriterOptions struct {
 	Container   Container
 	Destination Destination
 	// MaxSize seals a segment once its compressed file reaches this many
-	// bytes. The file can exceed it by at most one compressed block
-	// (128 KiB of input) plus the frame end. Default DefaultMaxSize.
+	// bytes. Input is flushed early when its estimated compressed size would
+	// reach the limit, so a file exceeds it by about one record plus the
+	// frame end (at worst one 128 KiB block when the estimate is far off).
+	// Default DefaultMaxSize.
 	MaxSize int64
 	// MaxAge seals a segment this long after its first record arrived, even
 	// when no further record comes. Default DefaultMaxAge.
@@ -63,6 +65,9 @@ type openSegment struct {
 	// first Append after the last flush, zero when nothing is unflushed.
 	lastAppend time.Time
 	dirtySince time.Time
+	// pendingRaw counts input bytes appended since the last flush; some may
+	// already be in the file if the encoder wrote a full block.
+	pendingRaw int64
 }
 
 // countingWriter counts the bytes written to the segment file.
@@ -142,6 +147,7 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 	}
 	c.meta.Records++
 	c.meta.RawBytes += int64(len(rec))
+	c.pendingRaw += int64(len(rec))
 	if t.After(c.meta.LastTime) {
 		c.meta.LastTime = t
 	}
@@ -149,7 +155,25 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 	if c.dirtySince.IsZero() {
 		c.dirtySince = now
 	}
+	if c.cw.n+c.pendingCompressed() >= w.opts.MaxSize {
+		// The buffered input may take the file over the limit: write it
+		// out now so the size check below sees the real size.
+		if err := w.flushLocked(); err != nil {
+			return nil, err
+		}
+	}
 	return w.sealIfFullLocked()
+}
+
+// pendingCompressed estimates the compressed size of the input not yet
+// flushed, at the segment's ratio so far (1:1 before anything is written),
+// so a segment overshoots MaxSize by about one record rather than a block.
+func (c *openSegment) pendingCompressed() int64 {
+	flushed := c.meta.RawBytes - c.pendingRaw
+	if c.cw.n == 0 || flushed <= 0 {
+		return c.pendingRaw
+	}
+	return c.pendingRaw * c.cw.n / flushed
 }
 
 // sealIfFullLocked seals the current segment when its file reached MaxSize.
@@ -188,6 +212,7 @@ func (w *Writer) flushLocked() error {
 		return nil
 	}
 	c.dirtySince = time.Time{}
+	c.pendingRaw = 0
 	if err := c.enc.Flush(); err != nil {
 		return fmt.Errorf("segment: flush %s: %w", c.f.Name(), err)
 	}
@@ -271,6 +296,7 @@ func (w *Writer) endFrameLocked() error {
 	w.s.release(w.opts.Level, c.enc)
 	c.enc = nil
 	c.dirtySince = time.Time{}
+	c.pendingRaw = 0
 	if err != nil {
 		return fmt.Errorf("segment: end frame of %s: %w", c.f.Name(), err)
 	}
