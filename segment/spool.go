@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -43,7 +44,23 @@ type Config struct {
 	// Meta.LastTime. When nil, or when it fails, recovery uses the file's
 	// modification time.
 	RecordTime func(rec []byte) (time.Time, bool)
+	// Limit caps the bytes of all segment files in the spool (quarantine
+	// excepted); 0 means no cap. What happens at the cap is Policy's call.
+	Limit int64
+	// Policy applies when the spool reaches Limit or its filesystem has less
+	// than MinFree bytes available. Default PolicyDropOldest.
+	Policy Policy
+	// MinFree is the free space below which the spool counts as full, so a
+	// disk that fills up for any reason is handled like the limit before
+	// writes fail with ENOSPC. Default DefaultMinFree.
+	MinFree int64
+	// OnRecovered receives segments that the janitor repaired and sealed
+	// after a write error (such as ENOSPC) abandoned them. It must not block.
+	OnRecovered func(Sealed)
 }
+
+// DefaultMinFree is the default Config.MinFree.
+const DefaultMinFree = 16 << 20
 
 // Spool owns a folder of container folders holding segment files, the pools of
 // zstd encoders shared by its Writers, and the ticker goroutine that flushes
@@ -64,6 +81,23 @@ type Spool struct {
 	writers map[*Writer]struct{}
 	dirs    map[string]*containerDir
 	closed  bool
+
+	limit       int64
+	policy      Policy
+	minFree     int64
+	onRecovered func(Sealed)
+	kick        chan struct{} // pokes the janitor
+	dropped     atomic.Int64  // segments dropped by PolicyDropOldest
+
+	// blockMu guards blocked and unblocked; blockCond waits on it.
+	blockMu   sync.Mutex
+	blockCond *sync.Cond
+	blocked   bool // full under PolicyBlock: Append waits
+	unblocked bool // set at Close: never wait again
+
+	// abandoned lists [dir, name] of in-progress files left after write
+	// errors, for the janitor to repair; guarded by mu.
+	abandoned [][2]string
 
 	stop chan struct{}
 	done chan struct{}
@@ -95,6 +129,15 @@ func Open(cfg Config) (*Spool, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Policy == "" {
+		cfg.Policy = PolicyDropOldest
+	}
+	if _, err := ParsePolicy(string(cfg.Policy)); err != nil {
+		return nil, err
+	}
+	if cfg.MinFree <= 0 {
+		cfg.MinFree = DefaultMinFree
+	}
 	if err := os.MkdirAll(cfg.Root, dirPerm); err != nil {
 		return nil, fmt.Errorf("segment: create spool: %w", err)
 	}
@@ -108,7 +151,14 @@ func Open(cfg Config) (*Spool, error) {
 		dirs:    make(map[string]*containerDir),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
+
+		limit:       cfg.Limit,
+		policy:      cfg.Policy,
+		minFree:     cfg.MinFree,
+		onRecovered: cfg.OnRecovered,
+		kick:        make(chan struct{}, 1),
 	}
+	s.blockCond = sync.NewCond(&s.blockMu)
 	if cfg.NoTicker {
 		close(s.done)
 	} else {
@@ -120,9 +170,11 @@ func Open(cfg Config) (*Spool, error) {
 // Root returns the spool folder.
 func (s *Spool) Root() string { return s.root }
 
-// Close stops the ticker goroutine and waits for it. Writers stay usable but
-// are no longer flushed or aged by time; close them first.
+// Close stops the ticker goroutine and waits for it, and releases Appends
+// waiting for space (PolicyBlock) for good. Writers stay usable but are no
+// longer flushed or aged by time, and the limit is no longer enforced.
 func (s *Spool) Close() error {
+	s.releaseWaiters()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -139,20 +191,30 @@ func (s *Spool) Close() error {
 	return nil
 }
 
-// tickLoop calls Tick every quarter flush interval until Close.
+// tickLoop calls Tick every quarter flush interval and enforces the spool's
+// capacity every flush interval (or when poked) until Close.
 func (s *Spool) tickLoop() {
 	defer close(s.done)
 	t := time.NewTicker(s.flush / 4)
 	defer t.Stop()
+	n := 0
 	for {
 		select {
 		case <-s.stop:
 			return
+		case <-s.kick:
+			s.enforce()
 		case <-t.C:
 			s.Tick()
+			if n++; n%4 == 0 {
+				s.enforce()
+			}
 		}
 	}
 }
+
+// Dropped returns how many segments PolicyDropOldest has deleted unuploaded.
+func (s *Spool) Dropped() int64 { return s.dropped.Load() }
 
 // Tick flushes Writers with data older than the flush interval, releases the
 // encoders of idle Writers, and seals segments older than their maximum age.

@@ -114,7 +114,15 @@ func (s *Spool) NewWriter(opts WriterOptions) (*Writer, error) {
 // of a log record); t is its timestamp. rec is not retained.
 // The record is in memory until the next Flush, until the encoder's block
 // fills (128 KiB), or at most the Spool's flush interval.
+//
+// Under PolicyBlock, Append waits while the spool is full. A write error
+// (such as ENOSPC) abandons the current segment to the janitor, which
+// repairs and seals what it holds once there is room; the record is not
+// stored and the error is returned. The next Append starts a new segment.
 func (w *Writer) Append(t time.Time, rec []byte) error {
+	if w.s.policy == PolicyBlock {
+		w.s.waitForSpace()
+	}
 	sealed, err := w.append(t, rec)
 	if sealed != nil && w.opts.OnSeal != nil {
 		w.opts.OnSeal(*sealed)
@@ -143,7 +151,7 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 		c.enc = enc
 	}
 	if _, err := c.enc.Write(rec); err != nil {
-		return nil, fmt.Errorf("segment: append to %s: %w", c.f.Name(), err)
+		return nil, w.abandonLocked(fmt.Errorf("segment: append to %s: %w", c.f.Name(), err))
 	}
 	c.meta.Records++
 	c.meta.RawBytes += int64(len(rec))
@@ -159,7 +167,7 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 		// The buffered input may take the file over the limit: write it
 		// out now so the size check below sees the real size.
 		if err := w.flushLocked(); err != nil {
-			return nil, err
+			return nil, w.abandonLocked(err)
 		}
 	}
 	return w.sealIfFullLocked()
@@ -214,9 +222,23 @@ func (w *Writer) flushLocked() error {
 	c.dirtySince = time.Time{}
 	c.pendingRaw = 0
 	if err := c.enc.Flush(); err != nil {
-		return fmt.Errorf("segment: flush %s: %w", c.f.Name(), err)
+		return w.abandonLocked(fmt.Errorf("segment: flush %s: %w", c.f.Name(), err))
 	}
 	return nil
+}
+
+// abandonLocked gives up the current segment after a write error: its
+// encoder is discarded (its state is lost), the file is closed as it is and
+// handed to the janitor for repair. It returns err.
+func (w *Writer) abandonLocked(err error) error {
+	c := w.cur
+	if c == nil {
+		return err
+	}
+	w.cur = nil
+	c.f.Close()
+	w.s.abandon(w.dir.path, c.name)
+	return err
 }
 
 // Close seals the current segment (if any record was appended since the last
@@ -360,9 +382,14 @@ func (w *Writer) sealLocked(reason string) (Sealed, error) {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
+		w.s.abandon(w.dir.path, c.name)
 		return Sealed{}, fmt.Errorf("segment: seal %s: %w", c.f.Name(), err)
 	}
-	return finishSeal(w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
+	s, err := finishSeal(w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
+	if err != nil {
+		w.s.abandon(w.dir.path, c.name)
+	}
+	return s, err
 }
 
 // finishSeal writes the final sidecar and renames the data file from its

@@ -4,9 +4,13 @@
 //
 // Environment (set with `docker plugin set`):
 //
-//	SPOOL_DIR   spool folder (default /var/lib/s3logs, the "spool" mount)
-//	LOG_LEVEL   debug, info, warn or error (default info)
-//	AWS_*       credentials and region for the AWS SDK's default chain
+//	SPOOL_DIR           spool folder (default /var/lib/s3logs, the "spool" mount)
+//	SPOOL_LIMIT         cap on spooled bytes: a size (10g) or a share of the
+//	                    spool's filesystem (25%, the default)
+//	SPOOL_POLICY        drop-oldest (default) or block, when the spool is full
+//	UPLOAD_BACKOFF_MAX  longest wait between upload retries (default 5m)
+//	LOG_LEVEL           debug, info, warn or error (default info)
+//	AWS_*               credentials and region for the AWS SDK's default chain
 package main
 
 import (
@@ -19,7 +23,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -41,33 +44,8 @@ func main() {
 	}
 }
 
-// config is what the plugin reads from its environment.
-type config struct {
-	socket   string
-	spoolDir string
-	level    slog.Level
-}
-
-func loadConfig() (config, error) {
-	c := config{
-		socket:   getenv("S3LOGS_SOCKET", "/run/docker/plugins/s3logs.sock"),
-		spoolDir: getenv("SPOOL_DIR", "/var/lib/s3logs"),
-	}
-	if err := c.level.UnmarshalText([]byte(getenv("LOG_LEVEL", "info"))); err != nil {
-		return c, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", os.Getenv("LOG_LEVEL"))
-	}
-	return c, nil
-}
-
-func getenv(name, def string) string {
-	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
-		return v
-	}
-	return def
-}
-
 func run() error {
-	cfg, err := loadConfig()
+	cfg, err := loadConfig(os.Getenv, filesystemSize)
 	if err != nil {
 		return err
 	}
@@ -88,10 +66,19 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	// The uploader exists before the spool so that segments the spool's
+	// janitor repairs can be handed to it; it starts after recovery.
+	up, err := uploader.New(uploader.Config{Root: filepath.Join(cfg.spoolDir, "segments"), Logger: log, BackoffCap: cfg.backoffMax})
+	if err != nil {
+		return err
+	}
 	spool, err := segment.Open(segment.Config{
-		Root:       filepath.Join(cfg.spoolDir, "segments"),
-		Logger:     log,
-		RecordTime: driver.RecordTime,
+		Root:        filepath.Join(cfg.spoolDir, "segments"),
+		Logger:      log,
+		RecordTime:  driver.RecordTime,
+		Limit:       cfg.spoolLimit,
+		Policy:      cfg.policy,
+		OnRecovered: func(s segment.Sealed) { up.Enqueue(s, false) },
 	})
 	if err != nil {
 		return err
@@ -103,10 +90,6 @@ func run() error {
 		log.Info("recovered in-progress segments", "count", len(reps))
 	}
 
-	up, err := uploader.New(uploader.Config{Root: spool.Root(), Logger: log})
-	if err != nil {
-		return err
-	}
 	if err := up.Start(ctx); err != nil {
 		return err
 	}
@@ -132,7 +115,8 @@ func run() error {
 	srv := &http.Server{Handler: driver.Handler(drv, log), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("s3logs started", "socket", cfg.socket, "spool", cfg.spoolDir)
+	log.Info("s3logs started", "socket", cfg.socket, "spool", cfg.spoolDir,
+		"spool_limit", cfg.spoolLimit, "spool_policy", cfg.policy, "upload_backoff_max", cfg.backoffMax)
 
 	select {
 	case <-ctx.Done():
@@ -142,6 +126,7 @@ func run() error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), sealTimeout)
 	srv.Shutdown(sctx)
+	spool.Close() // no more waiting for space: streams must end now
 	if err := drv.Shutdown(sctx); err != nil {
 		log.Error("sealing segments", "err", err)
 	}

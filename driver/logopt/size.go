@@ -87,3 +87,9 @@ func parseSize(s string) (int64, error) {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// ParseSize parses a size in Docker's syntax (as the segment-size log-opt
+// and Docker's max-size accept it): digits with an optional fraction and an
+// optional k, m, g, t or p suffix (powers of 1024, case-insensitive, with an
+// optional i and b). It is used for plugin settings such as SPOOL_LIMIT.
+func ParseSize(s string) (int64, error) { return parseSize(s) }

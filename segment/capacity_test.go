@@ -1,0 +1,170 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// sealN seals n segments of about size compressed bytes each, oldest first.
+func sealN(t *testing.T, h *harness, n int) []Sealed {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := h.writer(WriterOptions{MaxSize: 64 << 10})
+	for len(h.seals()) < n {
+		rec := fmt.Appendf(nil, "%016x%016x%016x\n", rng.Uint64(), rng.Uint64(), rng.Uint64())
+		h.clock.Add(time.Millisecond)
+		if err := w.Append(h.clock.Now(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close(ReasonStop)
+	return h.seals()[:n]
+}
+
+func TestDropOldestWhenOverLimit(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	seals := sealN(t, h, 6)
+	var total int64
+	for _, s := range h.seals() {
+		total += s.Meta.CompressedBytes
+	}
+	h.spool.limit = total / 2
+	h.spool.enforce()
+	left, _ := ScanSealed(h.root)
+	if len(left) == 0 || len(left) >= len(h.seals()) {
+		t.Fatalf("%d of %d segments left", len(left), len(h.seals()))
+	}
+	// The oldest went, the newest stayed, and usage is under the limit.
+	if _, err := os.Stat(seals[0].Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Error("oldest segment not dropped")
+	}
+	last := h.seals()[len(h.seals())-1]
+	if _, err := os.Stat(last.Path()); err != nil {
+		t.Error("newest segment dropped")
+	}
+	if u := h.spool.measure(); u.bytes > h.spool.limit {
+		t.Errorf("usage %d over the limit %d after dropping", u.bytes, h.spool.limit)
+	}
+	if h.spool.Dropped() != int64(len(h.seals())-len(left)) {
+		t.Errorf("Dropped() = %d", h.spool.Dropped())
+	}
+}
+
+func TestBlockPolicyWaitsForSpace(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	sealN(t, h, 3)
+	h.spool.policy = PolicyBlock
+	h.spool.limit = 1
+	h.spool.enforce()
+	w := h.writer(WriterOptions{})
+	defer w.Close(ReasonStop)
+	done := make(chan error, 1)
+	go func() { done <- w.Append(h.clock.Now(), record(1)) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Append did not wait on a full spool: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Uploads free the space.
+	for _, s := range h.seals() {
+		s.Remove()
+	}
+	h.spool.limit = 1 << 30
+	h.spool.enforce()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Append still waiting after space was freed")
+	}
+	// Close releases waiters for good.
+	h.spool.limit = 1
+	h.spool.enforce()
+	h.spool.Close()
+	if err := w.Append(h.clock.Now(), record(2)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{{"drop-oldest", true}, {"block", true}, {"", false}, {"drop", false}, {"BLOCK", false}} {
+		if _, err := ParsePolicy(c.in); (err == nil) != c.ok {
+			t.Errorf("ParsePolicy(%q) = %v", c.in, err)
+		}
+	}
+}
+
+// TestDiskFull writes into a tiny tmpfs until ENOSPC: Append fails without
+// crashing, the segment is abandoned and later repaired, drop-oldest frees
+// room, and writing resumes.
+func TestDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	root := filepath.Join(dir, "segments")
+	h := &harness{t: t, root: root, clock: &fakeClock{t: time.Date(2026, 11, 27, 15, 44, 5, 0, time.UTC)}}
+	var recovered []Sealed
+	sp, err := Open(Config{Root: root, Now: h.clock.Now, NoTicker: true, Logger: slog.New(slog.DiscardHandler),
+		MinFree: 1, OnRecovered: func(s Sealed) { recovered = append(recovered, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.spool = sp
+	defer sp.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	w := h.writer(WriterOptions{MaxSize: 128 << 10})
+	var full error
+	for i := 0; i < 100000 && full == nil; i++ {
+		rec := fmt.Appendf(nil, "%016x%016x%016x%016x\n", rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64())
+		full = w.Append(h.clock.Now(), rec)
+		if full == nil && i%50 == 0 {
+			full = w.Flush()
+		}
+	}
+	if !isNoSpace(full) {
+		t.Fatalf("filling a 1 MiB tmpfs ended with %v, want ENOSPC", full)
+	}
+	sp.mu.Lock()
+	abandoned := len(sp.abandoned)
+	sp.mu.Unlock()
+	if abandoned != 1 {
+		t.Fatalf("%d abandoned segments, want 1", abandoned)
+	}
+	// drop-oldest with a limit frees room, then the abandoned segment is
+	// repaired and sealed.
+	sp.limit = 256 << 10
+	sp.enforce()
+	if sp.Dropped() == 0 {
+		t.Fatal("nothing dropped on a full disk")
+	}
+	if len(recovered) != 1 || recovered[0].Meta.Reason != ReasonRecovered {
+		t.Fatalf("recovered %+v", recovered)
+	}
+	b := decodeFile(t, recovered[0].Path())
+	if len(b) == 0 || b[len(b)-1] != '\n' || int64(bytes.Count(b, []byte("\n"))) != recovered[0].Meta.Records {
+		t.Fatal("repaired segment is not whole records")
+	}
+	if err := w.Append(h.clock.Now(), record(1)); err != nil {
+		t.Fatalf("Append after room was made: %v", err)
+	}
+	w.Close(ReasonStop)
+}
