@@ -224,6 +224,7 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 	return &stream{
 		file:   saved.File,
 		fifo:   f,
+		src:    f,
 		w:      w,
 		attrs:  attrs,
 		log:    d.log.With("container", shortID(cid), "name", strings.TrimPrefix(saved.ContainerName, "/")),

@@ -24,7 +24,8 @@ const readBufSize = 64 << 10
 // reader goroutine (run) touches its fields, except shutdown.
 type stream struct {
 	file   string
-	fifo   *os.File
+	fifo   *os.File  // closed at the end of run and by shutdown
+	src    io.Reader // what run reads: fifo, or recorded bytes in benchmarks
 	w      *segment.Writer
 	attrs  []byte
 	log    *slog.Logger
@@ -51,7 +52,7 @@ func (f flushingReader) Read(p []byte) (int, error) {
 // run reads the FIFO to EOF (or until shutdown or a corrupt frame), then
 // seals the segment. It is the stream's only goroutine.
 func (s *stream) run() {
-	dec := fifo.NewDecoder(flushingReader{r: s.fifo, flush: s.flush}, readBufSize)
+	dec := fifo.NewDecoder(flushingReader{r: s.src, flush: s.flush}, readBufSize)
 	asm := record.NewAssembler()
 	var e logentry.LogEntry
 	var err error
@@ -80,7 +81,7 @@ func (s *stream) run() {
 		// A corrupt frame. Keep draining so the container never blocks on a
 		// full pipe, but stop decoding: the framing is lost.
 		s.log.Error("corrupt log stream; discarding the rest of it", "file", s.file, "err", err)
-		if n, derr := io.Copy(io.Discard, s.fifo); derr != nil && !s.stopping.Load() {
+		if n, derr := io.Copy(io.Discard, s.src); derr != nil && !s.stopping.Load() {
 			s.log.Error("draining FIFO", "err", derr, "discarded_bytes", n)
 		} else {
 			s.log.Error("discarded the rest of a corrupt log stream", "discarded_bytes", n)
@@ -96,7 +97,9 @@ func (s *stream) run() {
 	if cerr := s.w.Close(reason); cerr != nil {
 		s.log.Error("sealing segment", "err", cerr)
 	}
-	s.fifo.Close()
+	if s.fifo != nil {
+		s.fifo.Close()
+	}
 	if !shutdown {
 		s.forget()
 	}
