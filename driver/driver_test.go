@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 	"go.uber.org/goleak"
@@ -360,5 +362,43 @@ func TestHTTPHandler(t *testing.T) {
 	}
 	if m := post("/Plugin.Activate", ""); m["Implements"] == nil {
 		t.Errorf("Activate = %v", m)
+	}
+}
+
+func TestHostileNamesStayInsideTheSpool(t *testing.T) {
+	e := newEnv(t)
+	names := []string{"/../../etc/passwd", "/a/../../b", "/\x00\x1b[31m\x7f", "/" + strings.Repeat("x", 300), "/\xff\xfe..", "/", ""}
+	for i, name := range names {
+		path, w := e.fifo(fmt.Sprintf("c%d", i))
+		in := info(map[string]string{"bucket": "logs", "prefix": "{{.Name}}/{{.ImageName}}/{{.DaemonName}}/"})
+		in.ContainerID = fmt.Sprintf("%02x%062x", i+1, 0)
+		in.ContainerName = name
+		in.ContainerImageName = "../../img\n"
+		in.DaemonName = ".."
+		if err := e.d.StartLogging(path, in); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		w.Write(frame(t, &logentry.LogEntry{Source: "stdout", TimeNano: 1, Line: []byte("x")}))
+		w.Close()
+	}
+	seals := e.q.wait(t, len(names))
+	keys := map[string]bool{}
+	for _, s := range seals {
+		k := s.Meta.Key
+		if keys[k] {
+			t.Errorf("key %q used twice", k)
+		}
+		keys[k] = true
+		if len(k) > 1024 || strings.HasPrefix(k, "/") || !utf8.ValidString(k) {
+			t.Errorf("unsafe key %q", k)
+		}
+		for _, el := range strings.Split(k, "/") {
+			if el == "" || el == "." || el == ".." || strings.ContainsAny(el, "\x00\n\x1b\x7f") {
+				t.Errorf("key %q has element %q", k, el)
+			}
+		}
+		if !strings.HasPrefix(s.Path(), filepath.Dir(e.state)) {
+			t.Errorf("segment %s outside the spool", s.Path())
+		}
 	}
 }
