@@ -142,6 +142,13 @@ func (d *Driver) start(saved savedStream, opts *logopt.Options, persist bool) er
 
 	s, err := d.newStream(saved, opts, persist)
 	d.mu.Lock()
+	if err == nil && d.shut {
+		// Shutdown began while the stream was being opened: it must not
+		// start after Shutdown collected the streams to wait for.
+		s.fifo.Close()
+		s.w.Close(segment.ReasonShutdown)
+		err = ErrShutdown
+	}
 	if err != nil {
 		delete(d.streams, saved.File)
 		d.mu.Unlock()
@@ -179,6 +186,7 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 		d.forget(saved.File)
 		return nil, fmt.Errorf("driver: open FIFO: %w", err)
 	}
+	growPipe(f)
 	region := opts.Region
 	if region == "" {
 		region = d.cfg.DefaultRegion
@@ -362,6 +370,23 @@ func (d *Driver) save(s savedStream) error {
 func (d *Driver) forget(file string) {
 	if err := os.Remove(d.statePath(file)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		d.log.Warn("cannot remove saved stream", "file", file, "err", err)
+	}
+}
+
+// pipeSize is the FIFO capacity s3logs asks for: 1 MiB (Linux's default
+// pipe-max-size) instead of 64 KiB, so a container can keep writing through
+// a short stall of the reader, such as the fsync when a segment is sealed.
+const pipeSize = 1 << 20
+
+// growPipe enlarges a FIFO's buffer (F_SETPIPE_SZ); failure is harmless. It
+// goes through SyscallConn because File.Fd would switch the FIFO back to
+// blocking mode and take it out of Go's poller.
+func growPipe(f *os.File) {
+	const fSetPipeSz = 1031 // F_SETPIPE_SZ, not in package syscall
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSz, pipeSize)
+		})
 	}
 }
 

@@ -271,7 +271,7 @@ func TestCorruptStreamIsDrainedAndOthersGoOn(t *testing.T) {
 	wb.Write([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3}) // a 4 GiB frame length
 	// The reader keeps draining: a large write does not block.
 	done := make(chan struct{})
-	go func() { wb.Write(make([]byte, 256<<10)); close(done) }()
+	go func() { wb.Write(make([]byte, 4*pipeSize)); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -400,5 +400,22 @@ func TestHostileNamesStayInsideTheSpool(t *testing.T) {
 		if !strings.HasPrefix(s.Path(), filepath.Dir(e.state)) {
 			t.Errorf("segment %s outside the spool", s.Path())
 		}
+	}
+}
+
+func TestPipeIsGrown(t *testing.T) {
+	e := newEnv(t)
+	path, w := e.fifo("c1")
+	defer w.Close()
+	if err := e.d.StartLogging(path, info(map[string]string{"bucket": "logs"})); err != nil {
+		t.Fatal(err)
+	}
+	const fGetPipeSz = 1032
+	size, _, errno := syscall.Syscall(syscall.SYS_FCNTL, w.Fd(), fGetPipeSz, 0)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	if size < pipeSize {
+		t.Fatalf("pipe size %d, want %d", size, pipeSize)
 	}
 }
