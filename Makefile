@@ -23,7 +23,7 @@ CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 # Every package except the end-to-end suite, which needs the installed plugin.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: FORCE all build rootfs plugin loggen-image test unit e2e demo bench clean distclean minio
+.PHONY: FORCE all build rootfs plugin loggen-image test unit e2e demo bench bench-go bench-e2e nullplugin bench-image clean distclean minio
 
 all: build
 
@@ -95,9 +95,58 @@ e2e: plugin minio
 demo: plugin loggen-image minio
 	PLUGIN=$(PLUGIN) LOGGEN_IMAGE=$(LOGGEN_IMAGE) MINIO=$(CURDIR)/bin/minio scripts/demo.sh
 
-## bench: all benchmarks, no tests
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# Benchmark null plugin (cmd/nullplugin) and workload image (bench/gen).
+NULL_PLUGIN ?= s3logs-null:latest
+NULL_ROOTFS_IMAGE ?= s3logs-null-rootfs:build
+BENCH_IMAGE ?= s3logs-benchgen:latest
+# Extra flags for the harness, e.g. BENCH_FLAGS='-parts e2e -workloads short'.
+# RUNS=n sets the pairs per configuration (default 5); QUICK=1 is a smoke run.
+BENCH_FLAGS ?=
+# BENCH_NO_INSTALL=1 benchmarks the installed $(PLUGIN) instead of reinstalling it.
+BENCH_NO_INSTALL ?=
+
+bin/nullplugin: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/nullplugin
+
+bin/benchgen: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./bench/gen
+
+## nullplugin: install (or reinstall) the discarding benchmark plugin as $(NULL_PLUGIN)
+nullplugin: bin/nullplugin
+	rm -rf build/nullplugin-context build/nullplugin
+	mkdir -p build/nullplugin-context build/nullplugin/rootfs
+	cp bin/nullplugin build/nullplugin-context/nullplugin
+	docker build -q -t $(NULL_ROOTFS_IMAGE) -f bench/nullplugin/Dockerfile build/nullplugin-context >/dev/null
+	docker image prune -f --filter label=s3logs.build >/dev/null
+	id=$$(docker create $(NULL_ROOTFS_IMAGE)); \
+	  trap 'docker rm -f "$$id" >/dev/null' EXIT; \
+	  docker export "$$id" | tar -x -C build/nullplugin/rootfs
+	cp bench/nullplugin/config.json build/nullplugin/config.json
+	if docker plugin inspect $(NULL_PLUGIN) >/dev/null 2>&1; then \
+	  docker plugin disable --force $(NULL_PLUGIN) >/dev/null 2>&1 || true; \
+	  docker plugin rm --force $(NULL_PLUGIN); \
+	fi
+	docker plugin create $(NULL_PLUGIN) build/nullplugin
+	docker plugin enable $(NULL_PLUGIN)
+
+## bench-image: the workload image $(BENCH_IMAGE) (FROM scratch + bin/benchgen)
+bench-image: bin/benchgen
+	rm -rf build/benchgen-context
+	mkdir -p build/benchgen-context
+	cp bin/benchgen build/benchgen-context/gen
+	docker build -q -t $(BENCH_IMAGE) -f bench/gen/Dockerfile build/benchgen-context >/dev/null
+	docker image prune -f --filter label=s3logs.build >/dev/null
+
+## bench: Go benchmarks on one core, then the end-to-end harness (bench/results.md)
+bench: bench-go bench-e2e
+
+bench-go:
+	mkdir -p build
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 $(UNIT_PKGS) | tee build/bench-go.txt
+
+bench-e2e: $(if $(BENCH_NO_INSTALL),,plugin) nullplugin bench-image minio
+	PLUGIN=$(PLUGIN) NULL_PLUGIN=$(NULL_PLUGIN) BENCH_IMAGE=$(BENCH_IMAGE) MINIO=$(CURDIR)/bin/minio \
+	  $(GO) run ./bench -gobench build/bench-go.txt -out bench/results.md $(BENCH_FLAGS)
 
 ## clean: remove build output and the images built here (keeps bin/minio and the installed plugin)
 clean:
