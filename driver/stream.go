@@ -90,6 +90,9 @@ func (s *stream) run() {
 	if ferr := asm.Flush(s.emit); ferr != nil {
 		s.log.Error("writing the last partial line", "err", ferr)
 	}
+	if s.appendErrs > 0 {
+		s.reportDropped()
+	}
 	reason := segment.ReasonStop
 	if shutdown {
 		reason = segment.ReasonShutdown
@@ -108,21 +111,33 @@ func (s *stream) run() {
 
 // emit encodes one record and appends it to the segment. Errors (a full
 // disk) are logged, throttled, and the record is dropped: the FIFO must keep
-// draining so the container never blocks on logging.
+// draining so the container never blocks on logging. A record the segment
+// had accepted before a write error abandoned it is accounted for by the
+// spool's janitor ("records lost to a write error"); the others are counted
+// here and reported as "log records not stored".
 func (s *stream) emit(r *record.Record) error {
 	s.buf = record.AppendJSON(s.buf[:0], r, s.attrs)
-	if err := s.w.Append(r.Time, s.buf); err != nil {
-		s.appendErrs++
-		if s.appendErrs == 1 || s.appendErrs%10000 == 0 {
-			s.log.Error("cannot store log record; dropping it", "err", err, "dropped_so_far", s.appendErrs)
+	err := s.w.Append(r.Time, s.buf)
+	switch {
+	case err == nil:
+		if s.appendErrs > 0 {
+			s.reportDropped()
 		}
-		return nil
-	}
-	if s.appendErrs > 0 {
-		s.log.Warn("storing log records again", "dropped", s.appendErrs)
-		s.appendErrs = 0
+	case errors.Is(err, segment.ErrAbandoned):
+		s.log.Error("segment abandoned after a write error; the janitor repairs it", "err", err)
+	default:
+		s.appendErrs++
+		if s.appendErrs == 1 {
+			s.log.Error("cannot store log records; dropping them until storing works again", "err", err)
+		}
 	}
 	return nil
+}
+
+// reportDropped logs how many records were not stored since the last report.
+func (s *stream) reportDropped() {
+	s.log.Warn("log records not stored", "dropped", s.appendErrs)
+	s.appendErrs = 0
 }
 
 // flush pushes appended records to the segment file.

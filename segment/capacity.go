@@ -61,7 +61,22 @@ func (s *Spool) measure() usage {
 	if err := syscall.Statfs(s.root, &st); err == nil {
 		u.free = int64(st.Bavail) * int64(st.Bsize)
 	}
+	s.measured.Store(u.bytes)
+	s.sinceMeasure.Store(0)
 	return u
+}
+
+// wrote accounts bytes written to segment files since the last measurement
+// and pokes the janitor as soon as they may have crossed the limit, so the
+// spool overshoots its limit by little more than one write between the
+// janitor's regular visits.
+func (s *Spool) wrote(n int64) {
+	if s.limit <= 0 {
+		return
+	}
+	if s.measured.Load()+s.sinceMeasure.Add(n) >= s.limit {
+		s.poke()
+	}
 }
 
 // full reports whether a measurement is over the limit or the disk is
@@ -153,11 +168,18 @@ func (s *Spool) releaseWaiters() {
 	s.blockMu.Unlock()
 }
 
+// abandonedFile is an in-progress file left behind after a write error.
+type abandonedFile struct {
+	dir, name string
+	container string
+	appended  int64 // records the Writer had accepted into it
+}
+
 // abandon records an in-progress file left behind after a write error, to
 // be repaired and sealed by the janitor once there is room.
-func (s *Spool) abandon(dir, name string) {
+func (s *Spool) abandon(a abandonedFile) {
 	s.mu.Lock()
-	s.abandoned = append(s.abandoned, [2]string{dir, name})
+	s.abandoned = append(s.abandoned, a)
 	s.mu.Unlock()
 	s.poke()
 }
@@ -170,13 +192,20 @@ func (s *Spool) repairAbandoned() {
 	s.abandoned = nil
 	s.mu.Unlock()
 	for i, a := range todo {
-		r := s.recoverFile(a[0], a[1])
+		r := s.recoverFile(a.dir, a.name)
 		s.logReport(r)
 		if r.Err != nil && !r.Quarantined && isNoSpace(r.Err) {
 			s.mu.Lock()
 			s.abandoned = append(s.abandoned, todo[i:]...)
 			s.mu.Unlock()
 			return
+		}
+		if lost := a.appended - r.Records; lost > 0 {
+			// Accepted records that never reached the file whole: the
+			// write that failed, and whatever was buffered with it.
+			s.log.Warn("records lost to a write error", "container", a.container, "records", lost,
+				"kept", r.Records, "path", r.Path)
+			s.lostOnError.Add(lost)
 		}
 		if r.Sealed != nil && s.onRecovered != nil {
 			s.onRecovered(*r.Sealed)

@@ -133,15 +133,19 @@ func TestDiskFull(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	w := h.writer(WriterOptions{MaxSize: 128 << 10})
 	var full error
+	accepted := int64(0)
 	for i := 0; i < 100000 && full == nil; i++ {
 		rec := fmt.Appendf(nil, "%016x%016x%016x%016x\n", rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64())
 		full = w.Append(h.clock.Now(), rec)
+		if full == nil || errors.Is(full, ErrAbandoned) {
+			accepted++
+		}
 		if full == nil && i%50 == 0 {
 			full = w.Flush()
 		}
 	}
-	if !isNoSpace(full) {
-		t.Fatalf("filling a 1 MiB tmpfs ended with %v, want ENOSPC", full)
+	if !isNoSpace(full) || !errors.Is(full, ErrAbandoned) {
+		t.Fatalf("filling a 1 MiB tmpfs ended with %v, want ENOSPC abandoning the segment", full)
 	}
 	sp.mu.Lock()
 	abandoned := len(sp.abandoned)
@@ -159,6 +163,15 @@ func TestDiskFull(t *testing.T) {
 	if len(recovered) != 1 || recovered[0].Meta.Reason != ReasonRecovered {
 		t.Fatalf("recovered %+v", recovered)
 	}
+	// Every accepted record is in a sealed segment, or counted as lost.
+	var sealedRecs int64
+	for _, s := range h.seals() {
+		sealedRecs += s.Meta.Records
+	}
+	if got := sealedRecs + recovered[0].Meta.Records + sp.LostOnError(); got != accepted {
+		t.Fatalf("%d records sealed + %d repaired + %d lost = %d, want %d accepted",
+			sealedRecs, recovered[0].Meta.Records, sp.LostOnError(), got, accepted)
+	}
 	b := decodeFile(t, recovered[0].Path())
 	if len(b) == 0 || b[len(b)-1] != '\n' || int64(bytes.Count(b, []byte("\n"))) != recovered[0].Meta.Records {
 		t.Fatal("repaired segment is not whole records")
@@ -167,4 +180,27 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("Append after room was made: %v", err)
 	}
 	w.Close(ReasonStop)
+}
+
+func TestWritesPokeTheJanitorAtTheLimit(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	h.spool.limit = 4 << 10
+	h.spool.measure()
+	w := h.writer(WriterOptions{})
+	defer w.Close(ReasonStop)
+	select {
+	case <-h.spool.kick:
+		t.Fatal("poked before anything was written")
+	default:
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 200 {
+		w.Append(h.clock.Now(), fmt.Appendf(nil, "%016x%016x\n", rng.Uint64(), rng.Uint64()))
+	}
+	w.Flush()
+	select {
+	case <-h.spool.kick:
+	default:
+		t.Fatal("writing past the limit did not poke the janitor")
+	}
 }

@@ -17,6 +17,9 @@ var (
 	ErrCorrupt = errors.New("segment: corrupt data")
 	// ErrClosed is returned by writes to a closed Writer or Spool.
 	ErrClosed = errors.New("segment: closed")
+	// ErrAbandoned wraps a write error that made a Writer give up its
+	// segment; the records it had accepted are accounted for by the janitor.
+	ErrAbandoned = errors.New("segment: segment abandoned after a write error")
 )
 
 // QuarantineDir is the folder under the spool root where files that cannot be

@@ -88,6 +88,10 @@ type Spool struct {
 	onRecovered func(Sealed)
 	kick        chan struct{} // pokes the janitor
 	dropped     atomic.Int64  // segments dropped by PolicyDropOldest
+	// measured is the spool's size at the janitor's last measurement;
+	// sinceMeasure counts bytes written to segment files since then.
+	measured     atomic.Int64
+	sinceMeasure atomic.Int64
 
 	// blockMu guards blocked and unblocked; blockCond waits on it.
 	blockMu   sync.Mutex
@@ -95,9 +99,10 @@ type Spool struct {
 	blocked   bool // full under PolicyBlock: Append waits
 	unblocked bool // set at Close: never wait again
 
-	// abandoned lists [dir, name] of in-progress files left after write
-	// errors, for the janitor to repair; guarded by mu.
-	abandoned [][2]string
+	// abandoned lists in-progress files left after write errors, for the
+	// janitor to repair; guarded by mu.
+	abandoned   []abandonedFile
+	lostOnError atomic.Int64 // accepted records lost to write errors
 
 	stop chan struct{}
 	done chan struct{}
@@ -215,6 +220,10 @@ func (s *Spool) tickLoop() {
 
 // Dropped returns how many segments PolicyDropOldest has deleted unuploaded.
 func (s *Spool) Dropped() int64 { return s.dropped.Load() }
+
+// LostOnError returns how many accepted records were lost because a write
+// error abandoned their segment before they were written whole.
+func (s *Spool) LostOnError() int64 { return s.lostOnError.Load() }
 
 // Tick flushes Writers with data older than the flush interval, releases the
 // encoders of idle Writers, and seals segments older than their maximum age.

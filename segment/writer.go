@@ -70,15 +70,20 @@ type openSegment struct {
 	pendingRaw int64
 }
 
-// countingWriter counts the bytes written to the segment file.
+// countingWriter counts the bytes written to the segment file and reports
+// them to the spool's capacity accounting (sp may be nil).
 type countingWriter struct {
-	f *os.File
-	n int64
+	f  *os.File
+	n  int64
+	sp *Spool
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.f.Write(p)
 	c.n += int64(n)
+	if c.sp != nil {
+		c.sp.wrote(int64(n))
+	}
 	return n, err
 }
 
@@ -117,8 +122,10 @@ func (s *Spool) NewWriter(opts WriterOptions) (*Writer, error) {
 //
 // Under PolicyBlock, Append waits while the spool is full. A write error
 // (such as ENOSPC) abandons the current segment to the janitor, which
-// repairs and seals what it holds once there is room; the record is not
-// stored and the error is returned. The next Append starts a new segment.
+// repairs and seals what it holds once there is room and logs how many of
+// its accepted records (this one included) were lost; the error then wraps
+// ErrAbandoned. Any other error means the record was not accepted. The next
+// Append starts a new segment.
 func (w *Writer) Append(t time.Time, rec []byte) error {
 	if w.s.policy == PolicyBlock {
 		w.s.waitForSpace()
@@ -150,12 +157,14 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 		}
 		c.enc = enc
 	}
-	if _, err := c.enc.Write(rec); err != nil {
-		return nil, w.abandonLocked(fmt.Errorf("segment: append to %s: %w", c.f.Name(), err))
-	}
+	// Counted before the write: a failed write abandons the segment with
+	// this record among those it accepted, which the janitor accounts for.
 	c.meta.Records++
 	c.meta.RawBytes += int64(len(rec))
 	c.pendingRaw += int64(len(rec))
+	if _, err := c.enc.Write(rec); err != nil {
+		return nil, w.abandonLocked(fmt.Errorf("segment: append to %s: %w", c.f.Name(), err))
+	}
 	if t.After(c.meta.LastTime) {
 		c.meta.LastTime = t
 	}
@@ -167,7 +176,7 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 		// The buffered input may take the file over the limit: write it
 		// out now so the size check below sees the real size.
 		if err := w.flushLocked(); err != nil {
-			return nil, w.abandonLocked(err)
+			return nil, err
 		}
 	}
 	return w.sealIfFullLocked()
@@ -229,7 +238,8 @@ func (w *Writer) flushLocked() error {
 
 // abandonLocked gives up the current segment after a write error: its
 // encoder is discarded (its state is lost), the file is closed as it is and
-// handed to the janitor for repair. It returns err.
+// handed to the janitor, which repairs it and logs how many of the records
+// it had accepted were lost. It returns err wrapped with ErrAbandoned.
 func (w *Writer) abandonLocked(err error) error {
 	c := w.cur
 	if c == nil {
@@ -237,8 +247,8 @@ func (w *Writer) abandonLocked(err error) error {
 	}
 	w.cur = nil
 	c.f.Close()
-	w.s.abandon(w.dir.path, c.name)
-	return err
+	w.s.abandon(abandonedFile{dir: w.dir.path, name: c.name, container: w.opts.Container.ID, appended: c.meta.Records})
+	return fmt.Errorf("%w: %w", ErrAbandoned, err)
 }
 
 // Close seals the current segment (if any record was appended since the last
@@ -320,7 +330,7 @@ func (w *Writer) endFrameLocked() error {
 	c.dirtySince = time.Time{}
 	c.pendingRaw = 0
 	if err != nil {
-		return fmt.Errorf("segment: end frame of %s: %w", c.f.Name(), err)
+		return w.abandonLocked(fmt.Errorf("segment: end frame of %s: %w", c.f.Name(), err))
 	}
 	return nil
 }
@@ -355,7 +365,7 @@ func (w *Writer) openLocked(first, now time.Time) error {
 		f.Close()
 		return err
 	}
-	w.cur = &openSegment{f: f, cw: countingWriter{f: f}, meta: m, name: name, opened: now}
+	w.cur = &openSegment{f: f, cw: countingWriter{f: f, sp: w.s}, meta: m, name: name, opened: now}
 	return nil
 }
 
@@ -381,15 +391,17 @@ func (w *Writer) sealLocked(reason string) (Sealed, error) {
 	if err := c.f.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	ab := abandonedFile{dir: w.dir.path, name: c.name, container: w.opts.Container.ID, appended: c.meta.Records}
 	if err := errors.Join(errs...); err != nil {
-		w.s.abandon(w.dir.path, c.name)
-		return Sealed{}, fmt.Errorf("segment: seal %s: %w", c.f.Name(), err)
+		w.s.abandon(ab)
+		return Sealed{}, fmt.Errorf("%w: seal %s: %w", ErrAbandoned, c.f.Name(), err)
 	}
 	s, err := finishSeal(w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
 	if err != nil {
-		w.s.abandon(w.dir.path, c.name)
+		w.s.abandon(ab)
+		return Sealed{}, fmt.Errorf("%w: %w", ErrAbandoned, err)
 	}
-	return s, err
+	return s, nil
 }
 
 // finishSeal writes the final sidecar and renames the data file from its
