@@ -52,18 +52,7 @@ rootfs: bin/s3logs
 
 ## plugin: install (or reinstall) the plugin as $(PLUGIN) and enable it
 plugin: rootfs
-	mkdir -p $(SPOOL)
-	chmod 0700 $(SPOOL)
-	if docker plugin inspect $(PLUGIN) >/dev/null 2>&1; then \
-	  if [ "$$(docker plugin inspect -f '{{.Enabled}}' $(PLUGIN))" = true ]; then \
-	    docker plugin disable --force $(PLUGIN); \
-	  fi; \
-	  docker plugin rm --force $(PLUGIN); \
-	fi
-	docker plugin create $(PLUGIN) build/plugin
-	docker plugin set $(PLUGIN) spool.source=$(SPOOL)
-	docker plugin enable $(PLUGIN)
-	@echo "plugin $(PLUGIN) installed and enabled (spool $(SPOOL))"
+	PLUGIN=$(PLUGIN) SPOOL=$(SPOOL) scripts/install-plugin.sh
 
 ## loggen-image: the test image $(LOGGEN_IMAGE) (FROM scratch + bin/loggen)
 loggen-image: bin/loggen
