@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +75,13 @@ type Spool struct {
 	log      *slog.Logger
 	now      func() time.Time
 	recTime  func([]byte) (time.Time, bool)
-	encPools sync.Map // zstd.EncoderLevel -> *sync.Pool of *zstd.Encoder
+	// encMu guards idleEnc and freedEnc: a few idle encoders per level kept
+	// for reuse; the rest are left to the garbage collector, so memory
+	// follows the number of active streams, not the peak.
+	encMu    sync.Mutex
+	idleEnc  map[zstd.EncoderLevel][]*zstd.Encoder
+	freedEnc int       // encoders dropped since the last returnMemory
+	lastFree time.Time // last returnMemory
 
 	// mu guards writers, dirs and closed.
 	mu      sync.Mutex
@@ -162,6 +169,7 @@ func Open(cfg Config) (*Spool, error) {
 		minFree:     cfg.MinFree,
 		onRecovered: cfg.OnRecovered,
 		kick:        make(chan struct{}, 1),
+		idleEnc:     make(map[zstd.EncoderLevel][]*zstd.Encoder),
 	}
 	s.blockCond = sync.NewCond(&s.blockMu)
 	if cfg.NoTicker {
@@ -213,6 +221,7 @@ func (s *Spool) tickLoop() {
 			s.Tick()
 			if n++; n%4 == 0 {
 				s.enforce()
+				s.returnMemory(time.Now())
 			}
 		}
 	}
@@ -241,19 +250,25 @@ func (s *Spool) Tick() {
 	}
 }
 
-// encoder returns a pooled encoder of the given level, reset to write to w.
+// maxIdleEncoders is how many idle encoders of each level are kept for
+// reuse. An encoder holds 1 to 35 MiB depending on its level.
+const maxIdleEncoders = 4
+
+// encoder returns an idle encoder of the given level, reset to write to w,
+// or a new one.
 func (s *Spool) encoder(level zstd.EncoderLevel, w *countingWriter) (*zstd.Encoder, error) {
-	p, _ := s.encPools.LoadOrStore(level, &sync.Pool{})
-	pool := p.(*sync.Pool)
-	if e, ok := pool.Get().(*zstd.Encoder); ok {
+	s.encMu.Lock()
+	idle := s.idleEnc[level]
+	if n := len(idle); n > 0 {
+		e := idle[n-1]
+		idle[n-1] = nil
+		s.idleEnc[level] = idle[:n-1]
+		s.encMu.Unlock()
 		e.Reset(w)
 		return e, nil
 	}
-	e, err := newEncoder(level, w)
-	if err != nil {
-		return nil, err
-	}
-	return e, nil
+	s.encMu.Unlock()
+	return newEncoder(level, w)
 }
 
 // newEncoder builds a synchronous encoder with the spool's window and CRCs.
@@ -271,11 +286,34 @@ func newEncoder(level zstd.EncoderLevel, w *countingWriter) (*zstd.Encoder, erro
 	return e, nil
 }
 
-// release returns an encoder (already closed) to its pool.
+// release takes back an encoder (already closed): it is kept for reuse if
+// fewer than maxIdleEncoders of its level are idle, else dropped.
 func (s *Spool) release(level zstd.EncoderLevel, e *zstd.Encoder) {
 	e.Reset(nil)
-	p, _ := s.encPools.LoadOrStore(level, &sync.Pool{})
-	p.(*sync.Pool).Put(e)
+	s.encMu.Lock()
+	defer s.encMu.Unlock()
+	if len(s.idleEnc[level]) < maxIdleEncoders {
+		s.idleEnc[level] = append(s.idleEnc[level], e)
+		return
+	}
+	s.freedEnc++
+}
+
+// returnMemory hands the memory of dropped encoders back to the operating
+// system once enough of them piled up, at most every 10 s: an idle plugin
+// allocates too little for the garbage collector to run on its own, so its
+// RSS would otherwise stay at the peak of its busiest moment.
+func (s *Spool) returnMemory(now time.Time) {
+	s.encMu.Lock()
+	due := s.freedEnc >= 8 && now.Sub(s.lastFree) >= 10*time.Second
+	if due {
+		s.freedEnc = 0
+		s.lastFree = now
+	}
+	s.encMu.Unlock()
+	if due {
+		debug.FreeOSMemory()
+	}
 }
 
 // acquireDir returns the shared state of a container folder, creating the
