@@ -411,3 +411,49 @@ func poolDropsItems() bool {
 	// moved to another P between Put and Get; with it, about 1 in 4.
 	return lost > 20
 }
+
+// chunkReader returns at most n bytes per Read, like a FIFO that Docker
+// fills with one write per log entry while the plugin keeps up.
+type chunkReader struct {
+	r *bytes.Reader
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	return c.r.Read(p[:min(len(p), c.n)])
+}
+
+// BenchmarkPipelineSmallReads is BenchmarkPipeline (short records, default
+// level) with FIFO reads of at most the given size: the stream flushes the
+// segment writer (ending a zstd block) before every read, so a reader that
+// keeps up with Docker and gets a few entries per read pays a flush for
+// those few. The full-size row is BenchmarkPipeline's.
+func BenchmarkPipelineSmallReads(b *testing.B) {
+	for _, size := range []int{512, 4 << 10, 64 << 10} {
+		b.Run(fmt.Sprintf("read=%d", size), func(b *testing.B) {
+			rs := recordStream(b, workload.Short, 2_000_000)
+			sp := benchSpool(b, b.TempDir(), true)
+			var recs int64
+			onSeal := func(s segment.Sealed) {
+				recs += s.Meta.Records
+				removeSealed(b, s)
+			}
+			b.SetBytes(int64(len(rs.data)))
+			reads := 0
+			cpu0 := processCPU()
+			for b.Loop() {
+				recs = 0
+				newBenchStream(b, sp, &chunkReader{r: bytes.NewReader(rs.data), n: size}, onSeal).run()
+				if recs != int64(rs.records) {
+					b.Fatalf("sealed %d records, want %d", recs, rs.records)
+				}
+				reads += (len(rs.data) + size - 1) / size
+			}
+			cpu := processCPU() - cpu0
+			n := float64(reads) / float64((len(rs.data)+size-1)/size) * float64(rs.records)
+			b.ReportMetric(n/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(cpu.Seconds()/n*1e6, "cpu-s/1M-records")
+			b.ReportMetric(float64(rs.records)/float64((len(rs.data)+size-1)/size), "records/read")
+		})
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
+// it is 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// pluginPID returns the process of an installed managed plugin: the one
+// process named proc whose cgroup path holds the plugin's id, so another
+// plugin running the same binary is never mistaken for it.
+func pluginPID(plugin, proc string) (int, error) {
+	id, err := docker("plugin", "inspect", "-f", "{{.ID}}", plugin)
+	if err != nil {
+		return 0, err
+	}
+	out, err := exec.Command("pgrep", "-x", proc).Output()
+	if err != nil {
+		return 0, fmt.Errorf("pgrep -x %s: %w (is %s enabled?)", proc, err, plugin)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		cg, err := os.ReadFile("/proc/" + f + "/cgroup")
+		if err == nil && bytes.Contains(cg, []byte(id)) {
+			return strconv.Atoi(f)
+		}
+	}
+	return 0, fmt.Errorf("no %s process in the cgroup of plugin %s (%s)", proc, plugin, id)
+}
+
+// pidOf returns the single process whose command name is exactly name.
+func pidOf(name string) (int, error) {
+	out, err := exec.Command("pgrep", "-x", name).Output()
+	if err != nil {
+		return 0, fmt.Errorf("pgrep -x %s: %w (is it running?)", name, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 1 {
+		return 0, fmt.Errorf("pgrep -x %s: %d processes, want 1", name, len(f))
+	}
+	return strconv.Atoi(f[0])
+}
+
+// cpuSeconds returns utime+stime of pid (all its threads) in seconds.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	s, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	}
+	return float64(u+s) / clockTicks, nil
+}
+
+// memStatus is the memory part of /proc/<pid>/status, in bytes.
+type memStatus struct {
+	RSS, HWM int64
+	Threads  int
+}
+
+func readStatus(pid int) (memStatus, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return memStatus{}, err
+	}
+	defer f.Close()
+	var m memStatus
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(fields[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			m.RSS = n << 10
+		case "VmHWM":
+			m.HWM = n << 10
+		case "Threads":
+			m.Threads = int(n)
+		}
+	}
+	return m, sc.Err()
+}
+
+// resetPeak resets VmHWM of pid to its current RSS (Linux 4.0+).
+func resetPeak(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+// openFDs counts the open file descriptors of pid.
+func openFDs(pid int) (int, error) {
+	entries, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	return len(entries), err
+}
+
+// machine describes the host for the report.
+type machine struct {
+	Cores  int
+	Memory int64 // bytes
+	Kernel string
+	CPU    string
+}
+
+func describeMachine() machine {
+	var m machine
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			k, v, _ := strings.Cut(line, ":")
+			k = strings.TrimSpace(k)
+			if k == "processor" {
+				m.Cores++
+			}
+			if k == "model name" && m.CPU == "" {
+				m.CPU = strings.TrimSpace(v)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				f := strings.Fields(rest)
+				if len(f) > 0 {
+					n, _ := strconv.ParseInt(f[0], 10, 64)
+					m.Memory = n << 10
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
