@@ -29,14 +29,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/s3logs/s3logs/internal/benchutil"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,32 +144,6 @@ func newBenchStreamLevel(tb testing.TB, sp *segment.Spool, src io.Reader, level 
 	return &stream{file: "recorded", src: src, w: w, log: log, forget: func() {}}
 }
 
-// removeSealed deletes a sealed segment and its sidecar, as the uploader
-// would after a successful upload.
-func removeSealed(tb testing.TB, s segment.Sealed) {
-	for _, p := range []string{filepath.Join(s.Dir, s.Name), filepath.Join(s.Dir, s.Name+segment.MetaSuffix)} {
-		if err := os.Remove(p); err != nil {
-			tb.Error(err)
-		}
-	}
-}
-
-// processCPU returns the CPU time (user and system) of the process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// heapMallocs returns the number of heap allocations so far.
-func heapMallocs() uint64 {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.Mallocs
-}
-
 // BenchmarkPipeline runs recorded FIFO streams through stream.run into a
 // sealed segment at the default level, and at the fastest level for
 // comparison. Budgets (issue 5, default level, one core, -cpu 1):
@@ -196,7 +167,9 @@ func BenchmarkPipeline(b *testing.B) {
 					rawBytes += s.Meta.RawBytes
 					fileBytes += s.Meta.CompressedBytes
 					segments++
-					removeSealed(b, s)
+					if err := s.Remove(); err != nil {
+						b.Error(err)
+					}
 				}
 				pass := func() {
 					passRecords = 0
@@ -211,14 +184,14 @@ func BenchmarkPipeline(b *testing.B) {
 				b.SetBytes(int64(len(rs.data)))
 				b.ReportAllocs()
 				passes := 0
-				m0 := heapMallocs()
-				cpu0 := processCPU()
+				m0 := benchutil.Mallocs()
+				cpu0 := benchutil.CPUTime()
 				for b.Loop() {
 					pass()
 					passes++
 				}
-				cpu := processCPU() - cpu0
-				m1 := heapMallocs()
+				cpu := benchutil.CPUTime() - cpu0
+				m1 := benchutil.Mallocs()
 				elapsed := b.Elapsed().Seconds()
 				recs := float64(passes * rs.records)
 				b.ReportMetric(recs/elapsed, "records/s")
@@ -256,7 +229,9 @@ func BenchmarkPipelineStages(b *testing.B) {
 					if sp != nil {
 						s := newBenchStream(b, sp, bytes.NewReader(rs.data), func(s segment.Sealed) {
 							n = int(s.Meta.Records)
-							removeSealed(b, s)
+							if err := s.Remove(); err != nil {
+								b.Error(err)
+							}
 						})
 						s.run()
 						return
@@ -292,7 +267,7 @@ func BenchmarkPipelineStages(b *testing.B) {
 				b.SetBytes(int64(len(rs.data)))
 				b.ReportAllocs()
 				passes := 0
-				cpu0 := processCPU()
+				cpu0 := benchutil.CPUTime()
 				for b.Loop() {
 					pass()
 					if n != rs.records {
@@ -300,7 +275,7 @@ func BenchmarkPipelineStages(b *testing.B) {
 					}
 					passes++
 				}
-				cpu := processCPU() - cpu0
+				cpu := benchutil.CPUTime() - cpu0
 				b.ReportMetric(float64(passes*rs.records)/b.Elapsed().Seconds(), "records/s")
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(passes*rs.records), "cpu-ns/record")
 			})
@@ -334,7 +309,9 @@ func TestPipelineSteadyStateAllocs(t *testing.T) {
 			var got int64
 			onSeal := func(s segment.Sealed) {
 				got += s.Meta.Records
-				removeSealed(t, s)
+				if err := s.Remove(); err != nil {
+					t.Error(err)
+				}
 			}
 			newBenchStream(t, sp, bytes.NewReader(rs.data), onSeal).run()
 			got = 0
@@ -372,9 +349,9 @@ func (m *markingReader) Read(p []byte) (int, error) {
 	pos := m.size - m.r.Len()
 	switch {
 	case !m.started && pos >= m.from:
-		m.started, m.fromPos, m.fromMallocs = true, pos, heapMallocs()
+		m.started, m.fromPos, m.fromMallocs = true, pos, benchutil.Mallocs()
 	case m.started && !m.done && pos == m.size:
-		m.done, m.toPos, m.toMallocs = true, pos, heapMallocs()
+		m.done, m.toPos, m.toMallocs = true, pos, benchutil.Mallocs()
 	}
 	if m.started && !m.done {
 		m.reads++
@@ -436,11 +413,13 @@ func BenchmarkPipelineSmallReads(b *testing.B) {
 			var recs int64
 			onSeal := func(s segment.Sealed) {
 				recs += s.Meta.Records
-				removeSealed(b, s)
+				if err := s.Remove(); err != nil {
+					b.Error(err)
+				}
 			}
 			b.SetBytes(int64(len(rs.data)))
 			reads := 0
-			cpu0 := processCPU()
+			cpu0 := benchutil.CPUTime()
 			for b.Loop() {
 				recs = 0
 				newBenchStream(b, sp, &chunkReader{r: bytes.NewReader(rs.data), n: size}, onSeal).run()
@@ -449,7 +428,7 @@ func BenchmarkPipelineSmallReads(b *testing.B) {
 				}
 				reads += (len(rs.data) + size - 1) / size
 			}
-			cpu := processCPU() - cpu0
+			cpu := benchutil.CPUTime() - cpu0
 			n := float64(reads) / float64((len(rs.data)+size-1)/size) * float64(rs.records)
 			b.ReportMetric(n/b.Elapsed().Seconds(), "records/s")
 			b.ReportMetric(cpu.Seconds()/n*1e6, "cpu-s/1M-records")

@@ -16,12 +16,11 @@ package segment
 
 import (
 	"fmt"
+	"github.com/s3logs/s3logs/internal/benchutil"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -89,25 +88,6 @@ func appendPass(tb testing.TB, w *Writer, c *corpus, flushEvery int) {
 	}
 }
 
-// cpuTime returns the CPU time (user and system) of the process so far.
-// The benchmarks divide input bytes by it ("MB/cpu-s") as well as by wall
-// time, because the machine may be shared: CPU time is what a core spends,
-// whatever else runs.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// mallocs returns the number of heap allocations so far.
-func mallocs() uint64 {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.Mallocs
-}
-
 // BenchmarkAppend measures Writer.Append throughput at each level on the
 // short-record and the 1 KiB corpus, flushing every 64 KiB like the driver.
 func BenchmarkAppend(b *testing.B) {
@@ -120,14 +100,14 @@ func BenchmarkAppend(b *testing.B) {
 				b.SetBytes(int64(len(c.data)))
 				b.ReportAllocs()
 				passes := 0
-				m0 := mallocs()
-				cpu0 := cpuTime()
+				m0 := benchutil.Mallocs()
+				cpu0 := benchutil.CPUTime()
 				for b.Loop() {
 					appendPass(b, w, c, benchFlushEvery)
 					passes++
 				}
-				cpu := cpuTime() - cpu0
-				m1 := mallocs()
+				cpu := benchutil.CPUTime() - cpu0
+				m1 := benchutil.Mallocs()
 				elapsed := b.Elapsed()
 				if err := w.Close(ReasonStop); err != nil {
 					b.Fatal(err)
@@ -207,12 +187,12 @@ func BenchmarkLayout(b *testing.B) {
 				b.SetBytes(int64(len(c.data)))
 				b.ReportAllocs()
 				passes := 0
-				cpu0 := cpuTime()
+				cpu0 := benchutil.CPUTime()
 				for b.Loop() {
 					pass()
 					passes++
 				}
-				cpu := cpuTime() - cpu0
+				cpu := benchutil.CPUTime() - cpu0
 				elapsed := b.Elapsed()
 				if err := enc.Close(); err != nil {
 					b.Fatal(err)

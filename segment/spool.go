@@ -70,11 +70,11 @@ const DefaultMinFree = 16 << 20
 // All methods are safe for concurrent use. Close stops the ticker goroutine;
 // it does not close Writers.
 type Spool struct {
-	root     string
-	flush    time.Duration
-	log      *slog.Logger
-	now      func() time.Time
-	recTime  func([]byte) (time.Time, bool)
+	root    string
+	flush   time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+	recTime func([]byte) (time.Time, bool)
 	// encMu guards idleEnc and freedEnc: a few idle encoders per level kept
 	// for reuse; the rest are left to the garbage collector, so memory
 	// follows the number of active streams, not the peak.
