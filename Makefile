@@ -139,8 +139,8 @@ bench-e2e: $(if $(BENCH_NO_INSTALL),,plugin) nullplugin bench-image minio
 
 ## clean: remove build output and the images built here (keeps bin/minio and the installed plugin)
 clean:
-	rm -rf build bin/s3logs bin/loggen
-	-docker rmi $(ROOTFS_IMAGE) $(LOGGEN_IMAGE) >/dev/null 2>&1
+	rm -rf build bin/s3logs bin/loggen bin/nullplugin bin/benchgen
+	-docker rmi $(ROOTFS_IMAGE) $(LOGGEN_IMAGE) $(NULL_ROOTFS_IMAGE) $(BENCH_IMAGE) >/dev/null 2>&1
 	-docker image prune -f --filter label=s3logs.build >/dev/null 2>&1
 
 ## distclean: clean, and also remove the cached MinIO binary
