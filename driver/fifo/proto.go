@@ -127,6 +127,24 @@ func skip(p []byte, start int) (int, error) {
 	return 0, errShort
 }
 
+// varintValue reads the varint value of a field at p[j:] after checking that
+// its wire type wt is varint (0).
+func varintValue(p []byte, wt, j int) (uint64, int, error) {
+	if wt != 0 {
+		return 0, 0, errWireType
+	}
+	return varint(p, j)
+}
+
+// bytesValue reads the length-delimited value of a field at p[j:] after
+// checking that its wire type wt is 2.
+func bytesValue(p []byte, wt, j int) ([]byte, int, error) {
+	if wt != 2 {
+		return nil, 0, errWireType
+	}
+	return bytesField(p, j)
+}
+
 // unmarshal decodes a LogEntry payload into e.
 func (d *Decoder) unmarshal(p []byte, e *logentry.LogEntry) error {
 	e.Source = ""
@@ -141,47 +159,32 @@ func (d *Decoder) unmarshal(p []byte, e *logentry.LogEntry) error {
 		}
 		switch num {
 		case 1:
-			if wt != 2 {
-				return errWireType
-			}
 			var b []byte
-			if b, i, err = bytesField(p, j); err != nil {
+			if b, i, err = bytesValue(p, wt, j); err != nil {
 				return err
 			}
 			e.Source = d.internSource(b)
 		case 2:
-			if wt != 0 {
-				return errWireType
-			}
 			var v uint64
-			if v, i, err = varint(p, j); err != nil {
+			if v, i, err = varintValue(p, wt, j); err != nil {
 				return err
 			}
 			e.TimeNano = int64(v)
 		case 3:
-			if wt != 2 {
-				return errWireType
-			}
 			var b []byte
-			if b, i, err = bytesField(p, j); err != nil {
+			if b, i, err = bytesValue(p, wt, j); err != nil {
 				return err
 			}
 			e.Line = append(e.Line[:0], b...)
 		case 4:
-			if wt != 0 {
-				return errWireType
-			}
 			var v uint64
-			if v, i, err = varint(p, j); err != nil {
+			if v, i, err = varintValue(p, wt, j); err != nil {
 				return err
 			}
 			e.Partial = v != 0
 		case 5:
-			if wt != 2 {
-				return errWireType
-			}
 			var b []byte
-			if b, i, err = bytesField(p, j); err != nil {
+			if b, i, err = bytesValue(p, wt, j); err != nil {
 				return err
 			}
 			if e.PartialLogMetadata == nil {
@@ -210,20 +213,14 @@ func (d *Decoder) unmarshalMeta(p []byte, m *logentry.PartialLogEntryMetadata) e
 		}
 		switch num {
 		case 1:
-			if wt != 0 {
-				return errWireType
-			}
 			var v uint64
-			if v, i, err = varint(p, j); err != nil {
+			if v, i, err = varintValue(p, wt, j); err != nil {
 				return err
 			}
 			m.Last = v != 0
 		case 2:
-			if wt != 2 {
-				return errWireType
-			}
 			var b []byte
-			if b, i, err = bytesField(p, j); err != nil {
+			if b, i, err = bytesValue(p, wt, j); err != nil {
 				return err
 			}
 			if string(b) != d.lastID {
@@ -231,11 +228,8 @@ func (d *Decoder) unmarshalMeta(p []byte, m *logentry.PartialLogEntryMetadata) e
 			}
 			m.Id = d.lastID
 		case 3:
-			if wt != 0 {
-				return errWireType
-			}
 			var v uint64
-			if v, i, err = varint(p, j); err != nil {
+			if v, i, err = varintValue(p, wt, j); err != nil {
 				return err
 			}
 			m.Ordinal = int32(v)
