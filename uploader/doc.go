@@ -8,7 +8,11 @@
 // runs, the segment writer reports newly sealed segments with Enqueue. Close
 // stops taking work, lets in-flight uploads finish until its context's
 // deadline, cancels the rest and waits for every goroutine the Uploader
-// started. Segments not uploaded stay on disk for the next Start. Cancelling
+// started. Segments not uploaded stay on disk for the next Start. At
+// shutdown, Drain comes first: it keeps the workers uploading the whole
+// queue, and what is enqueued meanwhile, until it is empty or Drain's
+// deadline passes, cutting each failing destination's backoff short once so
+// a recovered S3 is tried at once. Cancelling
 // the context given to Start aborts in-flight uploads the same way; Close
 // must still be called to wait for the workers.
 //

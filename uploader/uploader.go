@@ -272,6 +272,52 @@ func (u *Uploader) Pending() int {
 	return len(u.items)
 }
 
+// Drain uploads everything queued, and every segment enqueued while it
+// waits, until nothing is queued or in flight, or until ctx is done; it is
+// the shutdown step that empties the spool before the process exits. Urgent
+// segments (their container stopped) keep going first. Each failing
+// destination's backoff is cut short once, when Drain begins, so that one
+// probe is tried at once instead of after a wait the process would not
+// survive. Drain does not stop the Uploader: call Close afterwards. It
+// returns nil when the queue emptied, ctx.Err() when ctx ended first, and
+// ErrClosed if the Uploader is not running. Safe for concurrent use.
+func (u *Uploader) Drain(ctx context.Context) error {
+	u.mu.Lock()
+	if u.state != stateRunning {
+		u.mu.Unlock()
+		return ErrClosed
+	}
+	now := u.clock.Now()
+	for _, ds := range u.dests {
+		if !ds.probing && ds.notBefore.After(now) {
+			ds.notBefore = now
+		}
+	}
+	for _, it := range u.items {
+		if it.notBefore.After(now) {
+			it.notBefore = now
+		}
+	}
+	u.broadcastLocked()
+	u.mu.Unlock()
+	for {
+		u.mu.Lock()
+		n, ch, st := len(u.items), u.changed, u.state
+		u.mu.Unlock()
+		switch {
+		case n == 0:
+			return nil
+		case st != stateRunning:
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Close stops taking work: queued segments stay on disk for the next Start
 // and later Enqueue calls are ignored. In-flight uploads may finish until
 // ctx is done; then they are cancelled (their segments stay on disk) and

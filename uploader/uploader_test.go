@@ -503,3 +503,85 @@ func TestStartContextCancel(t *testing.T) {
 		t.Error("segment not kept")
 	}
 }
+
+// TestDrain: Drain uploads the whole queue and what is enqueued while it
+// waits, urgent segments first; a destination in backoff gets one probe at
+// once instead of after its wait; Drain returns at its deadline when a
+// destination stays down, leaving the segments on disk.
+func TestDrain(t *testing.T) {
+	t.Run("empties the queue", func(t *testing.T) {
+		root := t.TempDir()
+		for i := range 20 {
+			makeSegment(t, root, testSegment{container: fmt.Sprint("c", i%4), seq: uint64(i), records: 1, dest: destA})
+		}
+		gate := make(chan struct{})
+		p := &fakePutter{put: func(context.Context, *s3.PutObjectInput) error { <-gate; return nil }}
+		u := startUploader(t, Config{Root: root, Workers: 2}, p)
+		late, _ := makeSegment(t, root, testSegment{container: "stopped", seq: 1, records: 1, reason: segment.ReasonStop, dest: destA})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- u.Drain(ctx) }()
+		u.Enqueue(late, true)
+		close(gate)
+		if err := <-done; err != nil {
+			t.Fatalf("Drain = %v", err)
+		}
+		calls, ok, _ := p.snapshot()
+		if len(ok) != 21 || u.Pending() != 0 {
+			t.Fatalf("uploaded %d of 21, Pending %d", len(ok), u.Pending())
+		}
+		if i := slices.Index(calls, late.Meta.Key); i < 0 || i > 2 {
+			t.Errorf("the stopped container's segment went up at position %d, want among the first 3", i)
+		}
+	})
+	t.Run("probes a failing destination at once", func(t *testing.T) {
+		root := t.TempDir()
+		makeSegment(t, root, testSegment{container: "a", seq: 1, records: 1, dest: destA})
+		clk := &fakeClock{now: baseTime}
+		var fail atomic.Bool
+		fail.Store(true)
+		p := &fakePutter{put: func(context.Context, *s3.PutObjectInput) error {
+			if fail.Load() {
+				return s3Error(503, "SlowDown")
+			}
+			return nil
+		}}
+		maxRand := func(m int64) int64 { return m - 1 }
+		u := startUploader(t, Config{Root: root, Workers: 1, BackoffBase: time.Minute, BackoffCap: time.Hour, clock: clk, randN: maxRand}, p)
+		waitFor(t, 5*time.Second, "first attempt", func() bool { c, _, _ := p.snapshot(); return len(c) == 1 })
+		time.Sleep(20 * time.Millisecond)
+		fail.Store(false) // S3 is back, but the destination waits a minute
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := u.Drain(ctx); err != nil {
+			t.Fatalf("Drain = %v (the fake clock never advanced: the backoff was not cut short)", err)
+		}
+		if c, ok, _ := p.snapshot(); len(c) != 2 || len(ok) != 1 {
+			t.Errorf("attempts %v ok %v", c, ok)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		root := t.TempDir()
+		seg, _ := makeSegment(t, root, testSegment{container: "a", seq: 1, records: 1, dest: destA})
+		p := &fakePutter{put: func(context.Context, *s3.PutObjectInput) error { return s3Error(503, "SlowDown") }}
+		u := startUploader(t, Config{Root: root, Workers: 1, BackoffBase: 10 * time.Millisecond, BackoffCap: 20 * time.Millisecond}, p)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if err := u.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Drain = %v, want DeadlineExceeded", err)
+		}
+		if !exists(t, seg.Path()) || u.Pending() != 1 {
+			t.Errorf("segment not kept (Pending %d)", u.Pending())
+		}
+	})
+	t.Run("not running", func(t *testing.T) {
+		u, err := New(Config{Root: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Drain(context.Background()); !errors.Is(err, ErrClosed) {
+			t.Errorf("Drain before Start = %v, want ErrClosed", err)
+		}
+	})
+}
