@@ -7,7 +7,10 @@
 //	docker: Error response from daemon: failed to initialize logging driver: <message>
 //
 // so every message names the option, quotes the value and says what is
-// accepted, on one line. [Parse] reports all problems at once (one line
+// accepted, on one line. Values that may carry a credential are not
+// repeated: an endpoint's userinfo, query and fragment (and a non-numeric
+// "port" that may be a password) show as "xxxxx", whether or not the value
+// parses as a URL, and the value of an unknown option is never shown. [Parse] reports all problems at once (one line
 // each, joined with errors.Join) in a stable order: unknown options (sorted
 // by name), then bad values in the order of the option table below, then
 // missing options and combinations.

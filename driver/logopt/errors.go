@@ -17,15 +17,24 @@ var (
 	ErrInvalidValue = errors.New("logopt: invalid value")
 	// ErrMissingOption: a required option is absent or empty.
 	ErrMissingOption = errors.New("logopt: missing option")
+	// ErrNotAllowed: a valid option value that the plugin's settings forbid
+	// on this host (see EndpointPolicy).
+	ErrNotAllowed = errors.New("logopt: not allowed by the plugin settings")
 )
 
 // Error describes one problem with one option. Its message is a single line
 // meant for the user running `docker run`.
 type Error struct {
 	Option string // option name, e.g. "segment-size"
-	Value  string // the value as given ("" for a missing option)
-	Want   string // what is accepted; for an unknown option, the valid names
-	Err    error  // wraps ErrUnknownOption, ErrInvalidValue or ErrMissingOption, and the cause if any
+	// Value is the value as given, except: "" for a missing option and for
+	// an unknown one (whose value may be a credential put in the wrong
+	// place), and an endpoint with anything that may be a credential
+	// (userinfo, query, fragment) replaced by "xxxxx".
+	Value string
+	Want  string // what is accepted; for an unknown option, the valid names
+	// Err wraps ErrUnknownOption, ErrInvalidValue, ErrMissingOption or
+	// ErrNotAllowed, and the cause if any.
+	Err error
 }
 
 // maxQuoted bounds how much of a value an error message repeats.
@@ -39,6 +48,8 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, "unknown log-opt %s for the s3logs driver: valid options are %s", quote(e.Option), e.Want)
 	case errors.Is(e.Err, ErrMissingOption):
 		fmt.Fprintf(&b, "log-opt %s is required: want %s", e.Option, e.Want)
+	case errors.Is(e.Err, ErrNotAllowed):
+		fmt.Fprintf(&b, "log-opt %s=%s is not allowed on this host: want %s", e.Option, quote(e.Value), e.Want)
 	default:
 		fmt.Fprintf(&b, "log-opt %s=%s is invalid: want %s", e.Option, quote(e.Value), e.Want)
 	}
@@ -59,7 +70,7 @@ func cause(err error) string {
 		return ""
 	}
 	msg := err.Error()
-	for _, s := range []error{ErrUnknownOption, ErrInvalidValue, ErrMissingOption} {
+	for _, s := range []error{ErrUnknownOption, ErrInvalidValue, ErrMissingOption, ErrNotAllowed} {
 		if msg == s.Error() {
 			return ""
 		}

@@ -150,7 +150,7 @@ func (o *Options) Attrs(labels map[string]string, env []string) map[string]strin
 const (
 	wantBucket      = "an S3 bucket name: 3 to 63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit, without \"..\", not an IP address"
 	wantRegion      = "an S3 region such as us-east-1 (letters, digits and '-')"
-	wantEndpoint    = "an http or https URL with a host and no path or query, e.g. http://127.0.0.1:9000 or https://s3.example.com"
+	wantEndpoint    = "an http or https URL with a host and no credentials, path or query, e.g. http://127.0.0.1:9000 or https://s3.example.com"
 	wantBool        = "true or false"
 	wantPrefix      = "a Go template using {{.Name}}, {{.ID}}, {{.FullID}}, {{.ImageName}}, {{.ImageID}}, {{.ImageFullID}}, {{.DaemonName}}, {{.Hostname}}, {{.Year}}, {{.Month}}, {{.Day}}, {{.Hour}}"
 	wantSize        = "a size such as 512k, 64m or 1g (64k to 5g)"
@@ -160,6 +160,8 @@ const (
 	wantKMSKeyID    = "a KMS key id, ARN or alias without spaces"
 	wantKMSWithSSE  = "sse=aws:kms together with sse-kms-key-id"
 	wantRegex       = "a Go regular expression (RE2 syntax)"
+
+	credentialsHint = "credentials do not belong in log-opts (anyone can read them with docker inspect): set them as plugin settings (docker plugin set)"
 )
 
 // storageClasses are the S3 storage classes, in the AWS SDK's order.
@@ -250,8 +252,11 @@ func Parse(cfg map[string]string) (*Options, error) {
 		want := validNames
 		if h, ok := hints[k]; ok {
 			want += " (for " + k + ", see " + h + ")"
+		} else if looksLikeCredential(k) {
+			want += " (" + credentialsHint + ")"
 		}
-		errs = append(errs, &Error{Option: k, Value: cfg[k], Want: want, Err: ErrUnknownOption})
+		// The value is not kept: it may be a credential.
+		errs = append(errs, &Error{Option: k, Want: want, Err: ErrUnknownOption})
 	}
 
 	for _, t := range table {
@@ -288,6 +293,18 @@ func Parse(cfg map[string]string) (*Options, error) {
 		return nil, errors.Join(errs...)
 	}
 	return o, nil
+}
+
+// looksLikeCredential reports whether an unknown option's name suggests a
+// credential (aws-secret-access-key, password, token ...).
+func looksLikeCredential(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"secret", "password", "passwd", "token", "credential", "access-key", "access_key", "accesskey", "aws_"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func known(name string) bool {
@@ -346,27 +363,33 @@ func parseRegion(o *Options, opt, val string) *Error {
 	return nil
 }
 
+// parseEndpoint accepts http(s)://host[:port] with an optional "/". Every
+// message shows the value through redactEndpoint, so a password in it is
+// never repeated, and the cause from net/url (which quotes parts of the
+// value) only when redacting changed nothing.
 func parseEndpoint(o *Options, opt, val string) *Error {
+	shown := redactEndpoint(val)
+	if hasUserinfo(val) {
+		return invalid(opt, shown, wantEndpoint+"; "+credentialsHint, nil)
+	}
 	u, err := url.Parse(val)
 	if err != nil {
-		// The message of a *url.Error repeats the value: keep the cause only.
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			err = ue.Err
+			err = ue.Err // the message of a *url.Error repeats the value
 		}
-		return invalid(opt, val, wantEndpoint, err)
-	}
-	shown := val
-	if u.User != nil {
-		shown = u.Redacted() // never repeat a password
+		if shown != val {
+			err = nil
+		}
+		return invalid(opt, shown, wantEndpoint, err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
 		return invalid(opt, shown, wantEndpoint, nil)
 	case u.Hostname() == "":
 		return invalid(opt, shown, wantEndpoint, nil)
-	case u.User != nil:
-		return invalid(opt, shown, wantEndpoint+"; credentials do not belong in log-opts (anyone can read them with docker inspect)", nil)
+	case u.User != nil: // unreachable: hasUserinfo
+		return invalid(opt, shown, wantEndpoint+"; "+credentialsHint, nil)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(val, "#") ||
 		(u.Path != "" && u.Path != "/") || u.Opaque != "":
 		return invalid(opt, shown, wantEndpoint, nil)

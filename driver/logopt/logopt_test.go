@@ -230,8 +230,8 @@ func TestParseBad(t *testing.T) {
 		{OptEndpoint, "http://host#frag", ""},
 		{OptEndpoint, "http:host", ""},
 		{OptEndpoint, "http://[::1", ""},
-		{OptEndpoint, "http://user:secret@host:9000", `log-opt endpoint="http://user:xxxxx@host:9000" is invalid: want ` + wantEndpoint +
-			`; credentials do not belong in log-opts (anyone can read them with docker inspect)`},
+		{OptEndpoint, "http://user:secret@host:9000", `log-opt endpoint="http://xxxxx@host:9000" is invalid: want ` + wantEndpoint +
+			`; credentials do not belong in log-opts (anyone can read them with docker inspect): set them as plugin settings (docker plugin set)`},
 		{OptForcePathStyle, "yes", `log-opt force-path-style="yes" is invalid: want true or false`},
 		{OptPrefix, "{{.Foo}}/", `log-opt prefix="{{.Foo}}/" is invalid: want ` + wantPrefix +
 			` (keys: bad prefix template: template: prefix:1:2: executing "prefix" at <.Foo>: can't evaluate field Foo in type keys.fields)`},
@@ -330,6 +330,12 @@ func TestParseUnknown(t *testing.T) {
 	_, err = Parse(with("max-size", "10m"))
 	if !errors.Is(err, ErrUnknownOption) || !strings.HasSuffix(err.Error(), "(for max-size, see segment-size)") {
 		t.Errorf("max-size: %v", err)
+	}
+	_, err = Parse(with("aws-secret-access-key", "s3cr3t-value"))
+	var e *Error
+	if !errors.As(err, &e) || e.Value != "" || strings.Contains(err.Error(), "s3cr3t") ||
+		!strings.HasSuffix(err.Error(), "(credentials do not belong in log-opts (anyone can read them with docker inspect): set them as plugin settings (docker plugin set))") {
+		t.Errorf("credential-like unknown option: %v (value %q)", err, e.Value)
 	}
 	_, err = Parse(with("evil\noption", "x"))
 	if err == nil || strings.Contains(err.Error(), "\n") {
