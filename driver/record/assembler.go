@@ -125,6 +125,36 @@ func (a *Assembler) Flush(emit func(*Record) error) error {
 	return nil
 }
 
+// Pending reports whether a partial line is being assembled: some entries
+// were taken whose record has not been emitted whole yet.
+func (a *Assembler) Pending() bool {
+	for _, c := range a.chains {
+		if c.active {
+			return true
+		}
+	}
+	return false
+}
+
+// EmitPending emits the bytes of every pending chain so far as a record
+// with Newline false and keeps the chain open: its next pieces continue
+// where these stop, so concatenating the records still gives the line
+// exactly. A stream calls it when a chain has waited too long for its last
+// piece, so that a crash cannot lose the pieces already taken.
+func (a *Assembler) EmitPending(emit func(*Record) error) error {
+	for _, c := range a.chains {
+		if !c.active || len(c.buf) == 0 {
+			continue
+		}
+		line := c.buf
+		c.buf = c.buf[:0]
+		if err := a.emit(c.source, c.time, line, false, emit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *chain) start(t int64, hasMeta bool, id string) {
 	c.active = true
 	c.hasMeta = hasMeta

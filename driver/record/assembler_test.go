@@ -365,3 +365,52 @@ func BenchmarkAssembler(b *testing.B) {
 		}
 	})
 }
+
+// TestAssemblerEmitPending: pieces written out early and the rest of the
+// chain concatenate to the line; the chain keeps its metadata, so the last
+// piece ends it with a newline; Pending follows the chain.
+func TestAssemblerEmitPending(t *testing.T) {
+	var got []rec
+	emit := func(r *Record) error {
+		got = append(got, rec{string(r.Line), r.Newline, r.Source, r.Time.UnixNano()})
+		return nil
+	}
+	a := NewAssembler()
+	if a.Pending() {
+		t.Fatal("new Assembler pending")
+	}
+	steps := []*logentry.LogEntry{
+		part("stdout", 7, "aa", "x", 1, false),
+		part("stderr", 9, "e1", "y", 1, false),
+		part("stdout", 7, "bb", "x", 2, false),
+	}
+	for _, e := range steps {
+		if err := a.Add(e, emit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !a.Pending() || len(got) != 0 {
+		t.Fatalf("pending %v, records %v", a.Pending(), got)
+	}
+	if err := a.EmitPending(emit); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.EmitPending(emit); err != nil { // nothing new: no empty record
+		t.Fatal(err)
+	}
+	if !a.Pending() {
+		t.Fatal("EmitPending closed the chains")
+	}
+	for _, e := range []*logentry.LogEntry{part("stdout", 7, "cc", "x", 3, true), part("stderr", 9, "e2", "y", 2, true)} {
+		if err := a.Add(e, emit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Pending() {
+		t.Fatal("chains still pending after their last pieces")
+	}
+	want := []rec{{"aabb", false, "stdout", 7}, {"e1", false, "stderr", 9}, {"cc", true, "stdout", 7}, {"e2", true, "stderr", 9}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
