@@ -37,8 +37,8 @@ func TestDropOldestWhenOverLimit(t *testing.T) {
 	for _, s := range h.seals() {
 		total += s.Meta.CompressedBytes
 	}
-	h.spool.limit = total / 2
-	h.spool.enforce()
+	h.spool.jan.limit = total / 2
+	h.spool.jan.visit()
 	left, _ := ScanSealed(h.root)
 	if len(left) == 0 || len(left) >= len(h.seals()) {
 		t.Fatalf("%d of %d segments left", len(left), len(h.seals()))
@@ -51,8 +51,8 @@ func TestDropOldestWhenOverLimit(t *testing.T) {
 	if _, err := os.Stat(last.Path()); err != nil {
 		t.Error("newest segment dropped")
 	}
-	if u := h.spool.measure(); u.bytes > h.spool.limit {
-		t.Errorf("usage %d over the limit %d after dropping", u.bytes, h.spool.limit)
+	if u := h.spool.jan.measure(); u.bytes > h.spool.jan.limit {
+		t.Errorf("usage %d over the limit %d after dropping", u.bytes, h.spool.jan.limit)
 	}
 	if h.spool.Dropped() != int64(len(h.seals())-len(left)) {
 		t.Errorf("Dropped() = %d", h.spool.Dropped())
@@ -62,9 +62,9 @@ func TestDropOldestWhenOverLimit(t *testing.T) {
 func TestBlockPolicyWaitsForSpace(t *testing.T) {
 	h := newHarness(t, t.TempDir())
 	sealN(t, h, 3)
-	h.spool.policy = PolicyBlock
-	h.spool.limit = 1
-	h.spool.enforce()
+	h.spool.jan.policy = PolicyBlock
+	h.spool.jan.limit = 1
+	h.spool.jan.visit()
 	w := h.writer(WriterOptions{})
 	defer w.Close(ReasonStop)
 	done := make(chan error, 1)
@@ -78,8 +78,8 @@ func TestBlockPolicyWaitsForSpace(t *testing.T) {
 	for _, s := range h.seals() {
 		s.Remove()
 	}
-	h.spool.limit = 1 << 30
-	h.spool.enforce()
+	h.spool.jan.limit = 1 << 30
+	h.spool.jan.visit()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -89,8 +89,8 @@ func TestBlockPolicyWaitsForSpace(t *testing.T) {
 		t.Fatal("Append still waiting after space was freed")
 	}
 	// Close releases waiters for good.
-	h.spool.limit = 1
-	h.spool.enforce()
+	h.spool.jan.limit = 1
+	h.spool.jan.visit()
 	h.spool.Close()
 	if err := w.Append(h.clock.Now(), record(2)); err != nil {
 		t.Fatal(err)
@@ -147,16 +147,16 @@ func TestDiskFull(t *testing.T) {
 	if !isNoSpace(full) || !errors.Is(full, ErrAbandoned) {
 		t.Fatalf("filling a 1 MiB tmpfs ended with %v, want ENOSPC abandoning the segment", full)
 	}
-	sp.mu.Lock()
-	abandoned := len(sp.abandoned)
-	sp.mu.Unlock()
+	sp.jan.mu.Lock()
+	abandoned := len(sp.jan.abandoned)
+	sp.jan.mu.Unlock()
 	if abandoned != 1 {
 		t.Fatalf("%d abandoned segments, want 1", abandoned)
 	}
 	// drop-oldest with a limit frees room, then the abandoned segment is
 	// repaired and sealed.
-	sp.limit = 256 << 10
-	sp.enforce()
+	sp.jan.limit = 256 << 10
+	sp.jan.visit()
 	if sp.Dropped() == 0 {
 		t.Fatal("nothing dropped on a full disk")
 	}
@@ -184,12 +184,12 @@ func TestDiskFull(t *testing.T) {
 
 func TestWritesPokeTheJanitorAtTheLimit(t *testing.T) {
 	h := newHarness(t, t.TempDir())
-	h.spool.limit = 4 << 10
-	h.spool.measure()
+	h.spool.jan.limit = 4 << 10
+	h.spool.jan.measure()
 	w := h.writer(WriterOptions{})
 	defer w.Close(ReasonStop)
 	select {
-	case <-h.spool.kick:
+	case <-h.spool.jan.kick:
 		t.Fatal("poked before anything was written")
 	default:
 	}
@@ -199,7 +199,7 @@ func TestWritesPokeTheJanitorAtTheLimit(t *testing.T) {
 	}
 	w.Flush()
 	select {
-	case <-h.spool.kick:
+	case <-h.spool.jan.kick:
 	default:
 		t.Fatal("writing past the limit did not poke the janitor")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,28 @@ type RecoveryReport struct {
 // repaired segment, and the original file and sidecar are moved to the
 // quarantine folder and reported; they are never deleted.
 func (s *Spool) Recover() ([]RecoveryReport, error) {
-	entries, err := os.ReadDir(s.root)
+	return s.rep.recoverAll()
+}
+
+// recoverFile repairs dir/name.partial. See Recover.
+func (s *Spool) recoverFile(dir, name string) RecoveryReport { return s.rep.recoverFile(dir, name) }
+
+// logReport logs the outcome of a repair.
+func (s *Spool) logReport(r RecoveryReport) { s.rep.logReport(r) }
+
+// repairer repairs in-progress files: at start-up (Spool.Recover) and for
+// the janitor (abandoned files). It holds no mutable state; its methods
+// may run concurrently on different files.
+type repairer struct {
+	root    string
+	log     *slog.Logger
+	now     func() time.Time
+	recTime func([]byte) (time.Time, bool)
+}
+
+// recoverAll repairs every in-progress file of the spool. See Spool.Recover.
+func (rp *repairer) recoverAll() ([]RecoveryReport, error) {
+	entries, err := os.ReadDir(rp.root)
 	if err != nil {
 		return nil, fmt.Errorf("segment: recover: %w", err)
 	}
@@ -59,15 +81,15 @@ func (s *Spool) Recover() ([]RecoveryReport, error) {
 		if !isContainerDir(e) {
 			continue
 		}
-		dir := filepath.Join(s.root, e.Name())
+		dir := filepath.Join(rp.root, e.Name())
 		files, err := os.ReadDir(dir)
 		if err != nil {
 			return reports, fmt.Errorf("segment: recover: %w", err)
 		}
 		for _, f := range files {
 			if name, ok := strings.CutSuffix(f.Name(), PartialSuffix); ok && strings.HasSuffix(name, DataSuffix) {
-				r := s.recoverFile(dir, name)
-				s.logReport(r)
+				r := rp.recoverFile(dir, name)
+				rp.logReport(r)
 				reports = append(reports, r)
 			}
 		}
@@ -75,21 +97,21 @@ func (s *Spool) Recover() ([]RecoveryReport, error) {
 	return reports, nil
 }
 
-func (s *Spool) logReport(r RecoveryReport) {
+func (rp *repairer) logReport(r RecoveryReport) {
 	switch {
 	case r.Quarantined:
-		s.log.Error("segment quarantined", "path", r.Path, "kept_records", r.Records, "err", r.Err)
+		rp.log.Error("segment quarantined", "path", r.Path, "kept_records", r.Records, "err", r.Err)
 	case r.Err != nil:
-		s.log.Error("segment recovery failed", "path", r.Path, "err", r.Err)
+		rp.log.Error("segment recovery failed", "path", r.Path, "err", r.Err)
 	case r.Sealed != nil:
-		s.log.Info("segment recovered", "path", r.Path, "records", r.Records, "bytes", r.Bytes, "torn_bytes", r.TornBytes, "cut", r.Cut)
+		rp.log.Info("segment recovered", "path", r.Path, "records", r.Records, "bytes", r.Bytes, "torn_bytes", r.TornBytes, "cut", r.Cut)
 	default:
-		s.log.Info("empty in-progress segment removed", "path", r.Path, "torn_bytes", r.TornBytes)
+		rp.log.Info("empty in-progress segment removed", "path", r.Path, "torn_bytes", r.TornBytes)
 	}
 }
 
 // recoverFile repairs dir/name.partial. See Recover.
-func (s *Spool) recoverFile(dir, name string) RecoveryReport {
+func (rp *repairer) recoverFile(dir, name string) RecoveryReport {
 	partial := filepath.Join(dir, name+PartialSuffix)
 	metaPath := filepath.Join(dir, name+MetaSuffix)
 	rep := RecoveryReport{Path: partial}
@@ -97,7 +119,7 @@ func (s *Spool) recoverFile(dir, name string) RecoveryReport {
 	if err != nil {
 		rep.Err = err
 		rep.Quarantined = true
-		if qerr := quarantine(s.root, dir, name+PartialSuffix, name+MetaSuffix); qerr != nil {
+		if qerr := quarantine(rp.root, dir, name+PartialSuffix, name+MetaSuffix); qerr != nil {
 			rep.Err = errors.Join(err, qerr)
 		}
 		return rep
@@ -109,7 +131,7 @@ func (s *Spool) recoverFile(dir, name string) RecoveryReport {
 		return rep
 	}
 	tmp := filepath.Join(dir, name+".recover")
-	res, err := s.rewrite(partial, tmp, &m)
+	res, err := rp.rewrite(partial, tmp, &m)
 	rep.Records, rep.Bytes, rep.TornBytes, rep.Cut = m.Records, m.RawBytes, res.torn, res.cut
 	if err != nil {
 		os.Remove(tmp)
@@ -121,7 +143,7 @@ func (s *Spool) recoverFile(dir, name string) RecoveryReport {
 		rep.Quarantined = true
 		// Keep the original sidecar beside the quarantined data.
 		if b, rerr := os.ReadFile(metaPath); rerr == nil {
-			qdir := filepath.Join(s.root, QuarantineDir, filepath.Base(dir))
+			qdir := filepath.Join(rp.root, QuarantineDir, filepath.Base(dir))
 			if err := os.MkdirAll(qdir, dirPerm); err == nil {
 				err = writeFileAtomic(filepath.Join(qdir, name+MetaSuffix), b)
 				if err != nil {
@@ -129,7 +151,7 @@ func (s *Spool) recoverFile(dir, name string) RecoveryReport {
 				}
 			}
 		}
-		if qerr := quarantine(s.root, dir, name+PartialSuffix); qerr != nil {
+		if qerr := quarantine(rp.root, dir, name+PartialSuffix); qerr != nil {
 			rep.Err = errors.Join(rep.Err, qerr)
 		}
 	}
@@ -153,7 +175,7 @@ func (s *Spool) recoverFile(dir, name string) RecoveryReport {
 	if res.lastTime != nil {
 		m.LastTime = *res.lastTime
 	}
-	sealed, err := finishSeal(dir, name, tmp, m, res.size, ReasonRecovered, s.now())
+	sealed, err := finishSeal(dir, name, tmp, m, res.size, ReasonRecovered, rp.now())
 	if err != nil {
 		rep.Err = errors.Join(rep.Err, err)
 		return rep
@@ -182,7 +204,7 @@ type rewriteResult struct {
 // rewrite decodes src, re-encodes every complete record into dst (synced),
 // and sets m.Records and m.RawBytes. It returns an error only when dst could
 // not be written; a corrupt src is reported in rewriteResult.corrupt.
-func (s *Spool) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
+func (rp *repairer) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 	var res rewriteResult
 	m.Records, m.RawBytes = 0, 0
 	in, err := os.Open(src)
@@ -250,8 +272,8 @@ func (s *Spool) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 	res.size = cw.n
 	if m.Records > 0 {
 		t := fi.ModTime().UTC()
-		if s.recTime != nil {
-			if rt, ok := s.recTime(last); ok {
+		if rp.recTime != nil {
+			if rt, ok := rp.recTime(last); ok {
 				t = rt
 			}
 		}

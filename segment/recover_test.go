@@ -124,7 +124,7 @@ func TestRecoverTruncatedAtEveryOffset(t *testing.T) {
 func TestRecoverWithRecordTime(t *testing.T) {
 	root, recs, _ := crashedSpool(t, 3, 2)
 	h := newHarness(t, root)
-	h.spool.recTime = func(rec []byte) (time.Time, bool) {
+	h.spool.rep.recTime = func(rec []byte) (time.Time, bool) {
 		if !bytes.Equal(rec, recs[len(recs)-1]) {
 			t.Errorf("RecordTime got %q", rec)
 		}

@@ -6,14 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // Defaults of Config and WriterOptions.
@@ -63,53 +59,32 @@ type Config struct {
 // DefaultMinFree is the default Config.MinFree.
 const DefaultMinFree = 16 << 20
 
-// Spool owns a folder of container folders holding segment files, the pools of
-// zstd encoders shared by its Writers, and the ticker goroutine that flushes
-// idle Writers and seals segments that reached their age.
+// Spool owns a folder of container folders holding segment files and the
+// ticker goroutine that flushes idle Writers, seals segments that reached
+// their age and runs the janitor. It is made of parts that each own their
+// data and their lock (see the package documentation): the registry of
+// Writers and container folders is the Spool's own; encoders are lent by
+// an encoderPool; the janitor keeps the spool within its limit and repairs
+// abandoned files; the gate holds Appends under PolicyBlock.
 //
 // All methods are safe for concurrent use. Close stops the ticker goroutine;
 // it does not close Writers.
 type Spool struct {
-	root    string
-	flush   time.Duration
-	log     *slog.Logger
-	now     func() time.Time
-	recTime func([]byte) (time.Time, bool)
-	// encMu guards idleEnc and freedEnc: a few idle encoders per level kept
-	// for reuse; the rest are left to the garbage collector, so memory
-	// follows the number of active streams, not the peak.
-	encMu    sync.Mutex
-	idleEnc  map[zstd.EncoderLevel][]*zstd.Encoder
-	freedEnc int       // encoders dropped since the last returnMemory
-	lastFree time.Time // last returnMemory
+	root  string
+	flush time.Duration
+	log   *slog.Logger
+	now   func() time.Time
+
+	enc  encoderPool
+	gate spaceGate
+	jan  janitor
+	rep  repairer
 
 	// mu guards writers, dirs and closed.
 	mu      sync.Mutex
 	writers map[*Writer]struct{}
 	dirs    map[string]*containerDir
 	closed  bool
-
-	limit       int64
-	policy      Policy
-	minFree     int64
-	onRecovered func(Sealed)
-	kick        chan struct{} // pokes the janitor
-	dropped     atomic.Int64  // segments dropped by PolicyDropOldest
-	// measured is the spool's size at the janitor's last measurement;
-	// sinceMeasure counts bytes written to segment files since then.
-	measured     atomic.Int64
-	sinceMeasure atomic.Int64
-
-	// blockMu guards blocked and unblocked; blockCond waits on it.
-	blockMu   sync.Mutex
-	blockCond *sync.Cond
-	blocked   bool // full under PolicyBlock: Append waits
-	unblocked bool // set at Close: never wait again
-
-	// abandoned lists in-progress files left after write errors, for the
-	// janitor to repair; guarded by mu.
-	abandoned   []abandonedFile
-	lostOnError atomic.Int64 // accepted records lost to write errors
 
 	stop chan struct{}
 	done chan struct{}
@@ -158,20 +133,23 @@ func Open(cfg Config) (*Spool, error) {
 		flush:   cfg.FlushInterval,
 		log:     cfg.Logger,
 		now:     cfg.Now,
-		recTime: cfg.RecordTime,
 		writers: make(map[*Writer]struct{}),
 		dirs:    make(map[string]*containerDir),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
-
+	}
+	s.rep = repairer{root: cfg.Root, log: cfg.Logger, now: cfg.Now, recTime: cfg.RecordTime}
+	s.jan = janitor{
+		root:        cfg.Root,
+		log:         cfg.Logger,
 		limit:       cfg.Limit,
 		policy:      cfg.Policy,
 		minFree:     cfg.MinFree,
 		onRecovered: cfg.OnRecovered,
+		gate:        &s.gate,
+		rep:         &s.rep,
 		kick:        make(chan struct{}, 1),
-		idleEnc:     make(map[zstd.EncoderLevel][]*zstd.Encoder),
 	}
-	s.blockCond = sync.NewCond(&s.blockMu)
 	if cfg.NoTicker {
 		close(s.done)
 	} else {
@@ -187,7 +165,7 @@ func (s *Spool) Root() string { return s.root }
 // waiting for space (PolicyBlock) for good. Writers stay usable but are no
 // longer flushed or aged by time, and the limit is no longer enforced.
 func (s *Spool) Close() error {
-	s.releaseWaiters()
+	s.gate.release()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -204,8 +182,8 @@ func (s *Spool) Close() error {
 	return nil
 }
 
-// tickLoop calls Tick every quarter flush interval and enforces the spool's
-// capacity every flush interval (or when poked) until Close.
+// tickLoop calls Tick every quarter flush interval and has the janitor visit
+// every flush interval (or when poked) until Close.
 func (s *Spool) tickLoop() {
 	defer close(s.done)
 	t := time.NewTicker(s.flush / 4)
@@ -215,24 +193,24 @@ func (s *Spool) tickLoop() {
 		select {
 		case <-s.stop:
 			return
-		case <-s.kick:
-			s.enforce()
+		case <-s.jan.kick:
+			s.jan.visit()
 		case <-t.C:
 			s.Tick()
 			if n++; n%4 == 0 {
-				s.enforce()
-				s.returnMemory(time.Now())
+				s.jan.visit()
+				s.enc.returnMemory(time.Now())
 			}
 		}
 	}
 }
 
 // Dropped returns how many segments PolicyDropOldest has deleted unuploaded.
-func (s *Spool) Dropped() int64 { return s.dropped.Load() }
+func (s *Spool) Dropped() int64 { return s.jan.dropped.Load() }
 
 // LostOnError returns how many accepted records were lost because a write
 // error abandoned their segment before they were written whole.
-func (s *Spool) LostOnError() int64 { return s.lostOnError.Load() }
+func (s *Spool) LostOnError() int64 { return s.jan.lostOnError.Load() }
 
 // Tick flushes Writers with data older than the flush interval, releases the
 // encoders of idle Writers, and seals segments older than their maximum age.
@@ -247,72 +225,6 @@ func (s *Spool) Tick() {
 	now := s.now()
 	for _, w := range ws {
 		w.tick(now)
-	}
-}
-
-// maxIdleEncoders is how many idle encoders of each level are kept for
-// reuse. An encoder holds 1 to 35 MiB depending on its level.
-const maxIdleEncoders = 4
-
-// encoder returns an idle encoder of the given level, reset to write to w,
-// or a new one.
-func (s *Spool) encoder(level zstd.EncoderLevel, w *countingWriter) (*zstd.Encoder, error) {
-	s.encMu.Lock()
-	idle := s.idleEnc[level]
-	if n := len(idle); n > 0 {
-		e := idle[n-1]
-		idle[n-1] = nil
-		s.idleEnc[level] = idle[:n-1]
-		s.encMu.Unlock()
-		e.Reset(w)
-		return e, nil
-	}
-	s.encMu.Unlock()
-	return newEncoder(level, w)
-}
-
-// newEncoder builds a synchronous encoder with the spool's window and CRCs.
-func newEncoder(level zstd.EncoderLevel, w *countingWriter) (*zstd.Encoder, error) {
-	e, err := zstd.NewWriter(w,
-		zstd.WithEncoderLevel(level),
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(DefaultWindowSize),
-		zstd.WithEncoderCRC(true),
-		zstd.WithLowerEncoderMem(true),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("segment: zstd encoder: %w", err)
-	}
-	return e, nil
-}
-
-// release takes back an encoder (already closed): it is kept for reuse if
-// fewer than maxIdleEncoders of its level are idle, else dropped.
-func (s *Spool) release(level zstd.EncoderLevel, e *zstd.Encoder) {
-	e.Reset(nil)
-	s.encMu.Lock()
-	defer s.encMu.Unlock()
-	if len(s.idleEnc[level]) < maxIdleEncoders {
-		s.idleEnc[level] = append(s.idleEnc[level], e)
-		return
-	}
-	s.freedEnc++
-}
-
-// returnMemory hands the memory of dropped encoders back to the operating
-// system once enough of them piled up, at most every 10 s: an idle plugin
-// allocates too little for the garbage collector to run on its own, so its
-// RSS would otherwise stay at the peak of its busiest moment.
-func (s *Spool) returnMemory(now time.Time) {
-	s.encMu.Lock()
-	due := s.freedEnc >= 8 && now.Sub(s.lastFree) >= 10*time.Second
-	if due {
-		s.freedEnc = 0
-		s.lastFree = now
-	}
-	s.encMu.Unlock()
-	if due {
-		debug.FreeOSMemory()
 	}
 }
 

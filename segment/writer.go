@@ -71,18 +71,18 @@ type openSegment struct {
 }
 
 // countingWriter counts the bytes written to the segment file and reports
-// them to the spool's capacity accounting (sp may be nil).
+// them to the janitor (jan may be nil).
 type countingWriter struct {
-	f  *os.File
-	n  int64
-	sp *Spool
+	f   *os.File
+	n   int64
+	jan *janitor
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.f.Write(p)
 	c.n += int64(n)
-	if c.sp != nil {
-		c.sp.wrote(int64(n))
+	if c.jan != nil {
+		c.jan.wrote(int64(n))
 	}
 	return n, err
 }
@@ -127,9 +127,7 @@ func (s *Spool) NewWriter(opts WriterOptions) (*Writer, error) {
 // ErrAbandoned. Any other error means the record was not accepted. The next
 // Append starts a new segment.
 func (w *Writer) Append(t time.Time, rec []byte) error {
-	if w.s.policy == PolicyBlock {
-		w.s.waitForSpace()
-	}
+	w.s.gate.wait()
 	sealed, err := w.append(t, rec)
 	if sealed != nil && w.opts.OnSeal != nil {
 		w.opts.OnSeal(*sealed)
@@ -151,7 +149,7 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 	}
 	c := w.cur
 	if c.enc == nil {
-		enc, err := w.s.encoder(w.opts.Level, &c.cw)
+		enc, err := w.s.enc.get(w.opts.Level, &c.cw)
 		if err != nil {
 			return nil, err
 		}
@@ -247,7 +245,7 @@ func (w *Writer) abandonLocked(err error) error {
 	}
 	w.cur = nil
 	c.f.Close()
-	w.s.abandon(abandonedFile{dir: w.dir.path, name: c.name, container: w.opts.Container.ID, appended: c.meta.Records})
+	w.s.jan.abandon(abandonedFile{dir: w.dir.path, name: c.name, container: w.opts.Container.ID, appended: c.meta.Records})
 	return fmt.Errorf("%w: %w", ErrAbandoned, err)
 }
 
@@ -325,7 +323,7 @@ func (w *Writer) endFrameLocked() error {
 		return nil
 	}
 	err := c.enc.Close()
-	w.s.release(w.opts.Level, c.enc)
+	w.s.enc.put(w.opts.Level, c.enc)
 	c.enc = nil
 	c.dirtySince = time.Time{}
 	c.pendingRaw = 0
@@ -365,7 +363,7 @@ func (w *Writer) openLocked(first, now time.Time) error {
 		f.Close()
 		return err
 	}
-	w.cur = &openSegment{f: f, cw: countingWriter{f: f, sp: w.s}, meta: m, name: name, opened: now}
+	w.cur = &openSegment{f: f, cw: countingWriter{f: f, jan: &w.s.jan}, meta: m, name: name, opened: now}
 	return nil
 }
 
@@ -382,7 +380,7 @@ func (w *Writer) sealLocked(reason string) (Sealed, error) {
 		if err := c.enc.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		w.s.release(w.opts.Level, c.enc)
+		w.s.enc.put(w.opts.Level, c.enc)
 		c.enc = nil
 	}
 	if err := c.f.Sync(); err != nil {
@@ -393,12 +391,12 @@ func (w *Writer) sealLocked(reason string) (Sealed, error) {
 	}
 	ab := abandonedFile{dir: w.dir.path, name: c.name, container: w.opts.Container.ID, appended: c.meta.Records}
 	if err := errors.Join(errs...); err != nil {
-		w.s.abandon(ab)
+		w.s.jan.abandon(ab)
 		return Sealed{}, fmt.Errorf("%w: seal %s: %w", ErrAbandoned, c.f.Name(), err)
 	}
 	s, err := finishSeal(w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
 	if err != nil {
-		w.s.abandon(ab)
+		w.s.jan.abandon(ab)
 		return Sealed{}, fmt.Errorf("%w: %w", ErrAbandoned, err)
 	}
 	return s, nil
