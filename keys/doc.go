@@ -10,6 +10,16 @@
 //
 // The file part makes every key unique; the prefix only groups objects.
 //
+// Templates. The prefix comes from whoever starts a container, so a
+// template is a restricted text/template: fields, constants, pipelines,
+// {{if}}/{{else}} and the functions in [PrefixFuncs] only. Whatever can
+// loop, recurse or reuse a computed value ({{range}}, {{with}},
+// {{define}}, {{template}}, {{block}}, variables) and the functions that
+// multiply their input (js, html, urlquery) are refused by [ParsePrefix],
+// and print and printf results, printf widths, the template's output and
+// its source are bounded, so rendering costs time and memory linear in the
+// template's length (at most [MaxPrefixTemplateLen] bytes).
+//
 // Sanitizing. Container names, image names and templates are not trusted to
 // produce good keys, so every rendered key is cleaned: invalid UTF-8 bytes,
 // C0 and C1 control characters, DEL, U+FFFE and U+FFFF become "_"; a leading

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,15 @@ func TestParsePrefixFields(t *testing.T) {
 		{"year={{.Year}}/month={{.Month}}/", "year=2026/month=01/"},
 		{`{{if eq .Name "web"}}w{{else}}x{{end}}/`, "w/"},
 		{`{{printf "%s_%s" .Name .ID}}/`, "web_3f2a9c1b7d4e/"},
+		{`{{slice .FullID 0 2}}/{{.Name}}/`, "3f/web/"},
+		{`{{if and .Hostname (ne .Hostname "x")}}{{.Hostname}}{{else}}nohost{{end}}/`, "node1/"},
+		{`{{if eq .Name "db"}}db{{else if eq .Name "web"}}www{{end}}/`, "www/"},
+		{`{{.Name | printf "%.2s"}}/{{len .Name}}/{{index .Name 0}}/`, "we/3/119/"},
+		{`{{$.Name}}/{{not false}}/{{or "" .ID}}/`, "web/true/3f2a9c1b7d4e/"},
+		{`{{print .Name "-" .Year}}/{{printf "%04d-%[1]x" 255}}/`, "web-2026/0255-ff/"},
+		{`{{printf "%01024d" 7 | len}}/`, "1024/"},
+		{`{{/* a comment */}}{{- .Name -}} /`, "web/"},
+		{`{{define "prefix"}}{{.Name}}/{{end}}`, "web/"}, // redefines itself: no call, nothing to recurse
 	}
 	for _, tt := range tests {
 		t.Run(tt.tmpl, func(t *testing.T) {
@@ -84,11 +94,43 @@ func TestParsePrefixErrors(t *testing.T) {
 		{"{{nosuchfunc .Name}}", "nosuchfunc"},
 		{"{{index .Name 99}}", "index out of range"},
 		{"{{.Name.Foo}}", "Foo"},
-		{`{{printf "%05000d" 1}}`, "renders more than"},
+		{strings.Repeat(`{{printf "%01000d" 1}}`, 5), "renders more than 4096 bytes"},
+		{strings.Repeat("a", MaxPrefixTemplateLen+1), "longer than 4096 bytes"},
+		// loops
 		{`{{range $i := 100000}}{{end}}`, "{{range}} is not allowed"},
-		{`{{if .Name}}{{with .ID}}{{range .}}{{end}}{{end}}{{end}}`, "{{range}} is not allowed"},
-		{`{{define "x"}}{{range 5}}{{end}}{{end}}a/`, "{{range}} is not allowed"},
-		{`{{block "x" .}}{{range 5}}{{end}}{{end}}a/`, "{{range}} is not allowed"},
+		{`{{if .Name}}{{range .}}{{end}}{{end}}`, "{{range}} is not allowed"},
+		{`{{if .Name}}{{else}}{{range 5}}{{end}}{{end}}`, "{{range}} is not allowed"},
+		{`{{with .ID}}{{.}}{{end}}`, "{{with}} is not allowed in a prefix (use {{if}})"},
+		{`{{with printf "%s%s" . .}}{{with printf "%s%s" . .}}{{.}}{{end}}{{end}}`, "{{with}} is not allowed"},
+		// recursion and template calls
+		{`{{define "x"}}{{range 5}}{{end}}{{end}}a/`, "{{define}} and {{block}} are not allowed"},
+		{`{{block "x" .}}{{range 5}}{{end}}{{end}}a/`, "{{define}} and {{block}} are not allowed"},
+		{`{{define "x"}}a{{end}}{{template "x"}}`, "{{define}} and {{block}} are not allowed"},
+		{`{{define "x"}}{{template "x"}}{{end}}`, "{{define}} and {{block}} are not allowed"},
+		{`{{define "a"}}{{template "b"}}{{template "b"}}{{end}}{{define "b"}}x{{end}}{{template "a"}}`, "{{define}} and {{block}} are not allowed"},
+		{`{{define "prefix"}}{{template "prefix"}}{{end}}`, "{{template}} and {{block}} are not allowed"},
+		{`{{define "prefix"}}{{if .Name}}{{template "prefix" .}}{{end}}{{end}}`, "{{template}} and {{block}} are not allowed"},
+		{`{{template "prefix"}}`, "{{template}} and {{block}} are not allowed"},
+		{`{{template "nosuch"}}`, "{{template}} and {{block}} are not allowed"},
+		// reuse of a computed value
+		{`{{$a := printf "%01000d" 1}}{{$a = printf "%s%s" $a $a}}`, "variables ($x := ..., $x = ...) are not allowed"},
+		{`{{$x := .Name}}{{$x}}`, "variables ($x := ..., $x = ...) are not allowed"},
+		{`{{if $x := .Name}}{{$x}}{{end}}`, "variables ($x := ..., $x = ...) are not allowed"},
+		// functions that multiply their input, and printf bounds
+		{`{{js (js (js .Name))}}`, `function "js" is not allowed in a prefix (allowed: print, printf, index, slice, len, eq, ne, lt, le, gt, ge, and, or, not)`},
+		{`{{html .Name}}`, `function "html" is not allowed`},
+		{`{{.Name | urlquery}}`, `function "urlquery" is not allowed`},
+		{`{{call .Name}}`, `function "call" is not allowed`},
+		{`{{println .Name}}`, `function "println" is not allowed`},
+		{`{{printf "%05000d" 1}}`, `a printf width or precision over 1024, or "*", is not allowed`},
+		{`{{printf "%.2000f" 1.5}}`, "a printf width or precision over 1024"},
+		{`{{printf "%*d" 5000 1}}`, "a printf width or precision over 1024"},
+		{`{{printf "%[1]*d" 5000 1}}`, "a printf width or precision over 1024"},
+		{`{{printf "%99999999999999999999d" 1}}`, "a printf width or precision over 1024"},
+		{`{{printf (print "%0" "5000d") 1}}`, "a printf width or precision over 1024"},
+		{`{{printf "%s%s%s%s%s" (printf "%01000d" 1) (printf "%01000d" 1) (printf "%01000d" 1) (printf "%01000d" 1) (printf "%01000d" 1) | len}}`, "print or printf result longer than 4096 bytes"},
+		{`{{print (printf "%01000d" 1) (printf "%01000d" 1) (printf "%01000d" 1) (printf "%01000d" 1) (printf "%01000d" 1) | len}}`, "print or printf result longer than 4096 bytes"},
+		{`{{printf "%x" (printf "%x" (printf "%x" (printf "%01000d" 1))) | len}}`, "print or printf result longer than 4096 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.tmpl, func(t *testing.T) {
@@ -205,7 +247,7 @@ func TestRenderBounded(t *testing.T) {
 	checkPrefix(t, got)
 
 	// A template that writes far more than a key can hold is cut, not refused.
-	p, err = ParsePrefix(`{{if ne .Name "sample"}}{{.Name}}{{printf "%0900000d" 1}}{{end}}`)
+	p, err = ParsePrefix(`{{if ne .Name "sample"}}{{.Name}}` + strings.Repeat(`{{printf "%01000d" 1}}`, 10) + `{{end}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,5 +453,46 @@ func checkChars(t *testing.T, s string) {
 		if r < 0x20 || (0x7f <= r && r <= 0x9f) || r == 0xfffe || r == 0xffff {
 			t.Errorf("%q contains %U", s, r)
 		}
+	}
+}
+
+// The costliest templates ParsePrefix accepts stay cheap: each print or
+// printf result is bounded, nothing can loop, recurse or reuse a value, and
+// the source is bounded, so memory and time grow at most linearly with it.
+func TestPrefixCostBounded(t *testing.T) {
+	const action = `{{len (print (printf "%01024d" 1) (printf "%01024d" 1) (printf "%01024d" 1) (printf "%01024d" 1))}}`
+	src := strings.Repeat(action, MaxPrefixTemplateLen/len(action))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	p, err := ParsePrefix(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if got := p.Render(testInfo, testTime); !strings.HasPrefix(got, "4096") {
+			t.Fatalf("Render = %.20q", got)
+		}
+	}
+	took := time.Since(start)
+	runtime.ReadMemStats(&after)
+	// 11 executions of about 40 actions, each building 8 KiB of strings.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
+		t.Errorf("ParsePrefix and 10 Renders allocated %d bytes", alloc)
+	}
+	if took > 5*time.Second {
+		t.Errorf("ParsePrefix and 10 Renders took %v", took)
+	}
+}
+
+// A bound that only data can cross is checked at Render: the prefix falls
+// back to DefaultPrefix.
+func TestRenderBoundsFallBack(t *testing.T) {
+	p, err := ParsePrefix(`{{if ne .Name "sample"}}{{printf (print "%0" (len .FullID) "00d") 1}}{{end}}x/`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Render(testInfo, testTime); got != "web/2026/01/07/" {
+		t.Errorf("Render = %q, want the default prefix", got)
 	}
 }

@@ -17,10 +17,39 @@ const DefaultPrefix = "{{.Name}}/{{.Year}}/{{.Month}}/{{.Day}}/"
 // ErrBadPrefix is wrapped by every error ParsePrefix returns.
 var ErrBadPrefix = errors.New("keys: bad prefix template")
 
-// maxRender bounds the bytes a template may write in one execution. Output
-// beyond MaxKeyLen is trimmed anyway; the bound stops a runaway template
-// (for example a range over a large integer) from filling memory.
-const maxRender = 4 * MaxKeyLen
+// Bounds on a prefix template. Output beyond MaxKeyLen is trimmed anyway;
+// these stop a hostile template from filling memory or running long.
+const (
+	// MaxPrefixTemplateLen bounds the template source in bytes.
+	MaxPrefixTemplateLen = 4 * MaxKeyLen
+	// maxRender bounds the bytes a template may write in one execution,
+	// and the length of every print or printf result.
+	maxRender = 4 * MaxKeyLen
+	// maxPrintfWidth bounds a printf width or precision.
+	maxPrintfWidth = MaxKeyLen
+)
+
+// PrefixFuncs lists the functions a prefix template may call.
+const PrefixFuncs = "print, printf, index, slice, len, eq, ne, lt, le, gt, ge, and, or, not"
+
+// allowedFuncs is PrefixFuncs as a set. The other text/template built-ins
+// are refused: html, js and urlquery can multiply their input's length
+// (nested js doubles it each time), call needs a function value and
+// println only adds a newline.
+var allowedFuncs = map[string]bool{
+	"print": true, "printf": true, "index": true, "slice": true, "len": true,
+	"eq": true, "ne": true, "lt": true, "le": true, "gt": true, "ge": true,
+	"and": true, "or": true, "not": true,
+}
+
+// prefixFuncs replace the built-in print and printf (text/template looks
+// up a template's own functions before the built-ins) with versions whose
+// result is at most maxRender bytes, so no intermediate value outgrows what
+// a key can use.
+var prefixFuncs = template.FuncMap{
+	"print":  boundedPrint,
+	"printf": boundedPrintf,
+}
 
 // Info is the container metadata a prefix template can use.
 type Info struct {
@@ -104,24 +133,35 @@ var (
 // ParsePrefix parses a prefix template. The empty string means
 // DefaultPrefix. The template may use {{.ID}}, {{.FullID}}, {{.Name}},
 // {{.ImageName}}, {{.ImageID}}, {{.ImageFullID}}, {{.DaemonName}},
-// {{.Hostname}}, {{.Year}}, {{.Month}}, {{.Day}} and {{.Hour}} and the
-// text/template built-in functions; {{range}} is refused. The template is
-// executed once against sample data, so an unknown field or a run-time error
-// is reported here.
-// Every error wraps ErrBadPrefix.
+// {{.Hostname}}, {{.Year}}, {{.Month}}, {{.Day}} and {{.Hour}}, constants,
+// pipelines, parentheses, {{if}}/{{else if}}/{{else}} and the functions in
+// PrefixFuncs. Everything that can loop, recurse or reuse a computed value
+// is refused: {{range}}, {{with}}, {{define}}, {{template}}, {{block}},
+// variable declarations and assignments, and the other built-in functions.
+// A template is at most MaxPrefixTemplateLen bytes, a printf width or
+// precision at most MaxKeyLen (and never "*"), and a print or printf result
+// at most 4*MaxKeyLen bytes, so a template's execution time and memory are
+// bounded by its length.
+//
+// The template is executed once against sample data, so an unknown field
+// or a run-time error is reported here. Every error wraps ErrBadPrefix.
 func ParsePrefix(s string) (*Prefix, error) {
 	if s == "" {
 		s = DefaultPrefix
 	}
+	if len(s) > MaxPrefixTemplateLen {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrBadPrefix, MaxPrefixTemplateLen)
+	}
 	fallback := template.Must(template.New("prefix").Parse(DefaultPrefix))
-	t, err := template.New("prefix").Option("missingkey=error").Parse(s)
+	t, err := template.New("prefix").Option("missingkey=error").Funcs(prefixFuncs).Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadPrefix, err)
 	}
-	for _, tt := range t.Templates() {
-		if tt.Tree != nil && hasRange(tt.Tree.Root) {
-			return nil, fmt.Errorf("%w: {{range}} is not allowed in a prefix", ErrBadPrefix)
-		}
+	if len(t.Templates()) > 1 {
+		return nil, fmt.Errorf("%w: {{define}} and {{block}} are not allowed in a prefix", ErrBadPrefix)
+	}
+	if err := checkNode(t.Tree.Root); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadPrefix, err)
 	}
 	var buf bytes.Buffer
 	lw := &limitWriter{buf: &buf, n: maxRender}
@@ -134,28 +174,128 @@ func ParsePrefix(s string) (*Prefix, error) {
 	return &Prefix{src: s, tmpl: t, fallback: fallback}, nil
 }
 
-// hasRange reports whether the tree holds a {{range}} action. Ranges are
-// refused: the fields are strings, and a range over an integer could keep
-// Render busy for minutes without writing a byte.
-func hasRange(n parse.Node) bool {
+// checkNode refuses the parts of text/template a prefix may not use (see
+// ParsePrefix). It allows by node type, so a construct added to
+// text/template later is refused until it is reviewed here.
+func checkNode(n parse.Node) error {
 	switch n := n.(type) {
-	case *parse.RangeNode:
-		return true
 	case *parse.ListNode:
 		if n == nil {
-			return false
+			return nil
 		}
 		for _, c := range n.Nodes {
-			if hasRange(c) {
-				return true
+			if err := checkNode(c); err != nil {
+				return err
 			}
 		}
+		return nil
+	case *parse.TextNode, *parse.CommentNode, *parse.FieldNode, *parse.DotNode,
+		*parse.StringNode, *parse.NumberNode, *parse.BoolNode, *parse.NilNode:
+		return nil
+	case *parse.ActionNode:
+		return checkNode(n.Pipe)
 	case *parse.IfNode:
-		return hasRange(n.List) || hasRange(n.ElseList)
+		if err := checkNode(n.Pipe); err != nil {
+			return err
+		}
+		if err := checkNode(n.List); err != nil {
+			return err
+		}
+		return checkNode(n.ElseList)
+	case *parse.PipeNode:
+		if n == nil {
+			return nil
+		}
+		if len(n.Decl) > 0 {
+			return errors.New("variables ($x := ..., $x = ...) are not allowed in a prefix")
+		}
+		for _, c := range n.Cmds {
+			if err := checkNode(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			if err := checkNode(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *parse.ChainNode:
+		return checkNode(n.Node)
+	case *parse.IdentifierNode:
+		if !allowedFuncs[n.Ident] {
+			return fmt.Errorf("function %q is not allowed in a prefix (allowed: %s)", n.Ident, PrefixFuncs)
+		}
+		return nil
+	case *parse.VariableNode:
+		// Without declarations only $ (the data) can appear.
+		if len(n.Ident) == 0 || n.Ident[0] != "$" {
+			return errors.New("variables are not allowed in a prefix")
+		}
+		return nil
+	case *parse.RangeNode:
+		return errors.New("{{range}} is not allowed in a prefix")
 	case *parse.WithNode:
-		return hasRange(n.List) || hasRange(n.ElseList)
+		return errors.New("{{with}} is not allowed in a prefix (use {{if}})")
+	case *parse.TemplateNode:
+		return errors.New("{{template}} and {{block}} are not allowed in a prefix")
 	}
-	return false
+	return fmt.Errorf("%s is not allowed in a prefix", n)
+}
+
+var (
+	errPrintfWidth = fmt.Errorf(`a printf width or precision over %d, or "*", is not allowed in a prefix`, maxPrintfWidth)
+	errLongResult  = fmt.Errorf("print or printf result longer than %d bytes", maxRender)
+)
+
+// boundedPrintf is fmt.Sprintf with every width and precision of format at
+// most maxPrintfWidth and a result of at most maxRender bytes.
+func boundedPrintf(format string, args ...any) (string, error) {
+	if !formatBounded(format) {
+		return "", errPrintfWidth
+	}
+	s := fmt.Sprintf(format, args...)
+	if len(s) > maxRender {
+		return "", errLongResult
+	}
+	return s, nil
+}
+
+// boundedPrint is fmt.Sprint with a result of at most maxRender bytes.
+func boundedPrint(args ...any) (string, error) {
+	s := fmt.Sprint(args...)
+	if len(s) > maxRender {
+		return "", errLongResult
+	}
+	return s, nil
+}
+
+// formatBounded reports whether no verb of a fmt format has a "*" or a
+// number (width, precision or argument index) over maxPrintfWidth. A verb
+// is "%", then flags, digits, ".", "[", "]" and "*", then one rune.
+func formatBounded(format string) bool {
+	for i := 0; i < len(format); i++ {
+		if format[i] != '%' {
+			continue
+		}
+		n := 0 // the number being read
+		for i++; i < len(format) && strings.IndexByte("+-# 0123456789.[]*", format[i]) >= 0; i++ {
+			switch c := format[i]; {
+			case c == '*':
+				return false
+			case '0' <= c && c <= '9':
+				n = n*10 + int(c-'0')
+				if n > maxPrintfWidth {
+					return false
+				}
+			default:
+				n = 0
+			}
+		}
+	}
+	return true
 }
 
 // String returns the template source (DefaultPrefix if ParsePrefix got "").

@@ -152,7 +152,7 @@ const (
 	wantRegion      = "an S3 region such as us-east-1 (letters, digits and '-')"
 	wantEndpoint    = "an http or https URL with a host and no credentials, path or query, e.g. http://127.0.0.1:9000 or https://s3.example.com"
 	wantBool        = "true or false"
-	wantPrefix      = "a Go template using {{.Name}}, {{.ID}}, {{.FullID}}, {{.ImageName}}, {{.ImageID}}, {{.ImageFullID}}, {{.DaemonName}}, {{.Hostname}}, {{.Year}}, {{.Month}}, {{.Day}}, {{.Hour}}"
+	wantPrefix      = "a Go template of at most 4096 bytes using {{.Name}}, {{.ID}}, {{.FullID}}, {{.ImageName}}, {{.ImageID}}, {{.ImageFullID}}, {{.DaemonName}}, {{.Hostname}}, {{.Year}}, {{.Month}}, {{.Day}}, {{.Hour}}, {{if}}/{{else}} and the functions " + keys.PrefixFuncs + " (no range, with, define, template, block or variables)"
 	wantSize        = "a size such as 512k, 64m or 1g (64k to 5g)"
 	wantAge         = "a duration such as 30s, 5m or 1h (1s to 24h)"
 	wantCompression = "fastest, default, better or best"

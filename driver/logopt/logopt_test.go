@@ -236,6 +236,16 @@ func TestParseBad(t *testing.T) {
 		{OptPrefix, "{{.Foo}}/", `log-opt prefix="{{.Foo}}/" is invalid: want ` + wantPrefix +
 			` (keys: bad prefix template: template: prefix:1:2: executing "prefix" at <.Foo>: can't evaluate field Foo in type keys.fields)`},
 		{OptPrefix, "{{.Name", ""},
+		{OptPrefix, `{{define "x"}}{{template "x"}}{{end}}{{template "x"}}`, `log-opt prefix="{{define \"x\"}}{{template \"x\"}}{{end}}{{template \"x\"}}" is invalid: want ` + wantPrefix +
+			` (keys: bad prefix template: {{define}} and {{block}} are not allowed in a prefix)`},
+		{OptPrefix, `{{template "prefix"}}`, ""},
+		{OptPrefix, `{{block "b" .}}x{{end}}`, ""},
+		{OptPrefix, `{{range 1000000000}}{{end}}`, ""},
+		{OptPrefix, `{{with .Name}}{{.}}{{end}}`, ""},
+		{OptPrefix, `{{$a := .Name}}{{$a}}`, ""},
+		{OptPrefix, `{{js .Name}}`, ""},
+		{OptPrefix, `{{printf "%0999999d" 1}}`, ""},
+		{OptPrefix, strings.Repeat("x", keys.MaxPrefixTemplateLen+1), ""},
 		{OptSegmentSize, "10XB", `log-opt segment-size="10XB" is invalid: want a size such as 512k, 64m or 1g (64k to 5g)`},
 		{OptSegmentSize, "63k", ""},
 		{OptSegmentSize, "65535", ""},
@@ -288,6 +298,12 @@ func TestParseBad(t *testing.T) {
 				t.Errorf("message %q repeats a password", msg)
 			}
 		})
+	}
+}
+
+func TestWantPrefixBounds(t *testing.T) {
+	if !strings.Contains(wantPrefix, "at most "+strconv.Itoa(keys.MaxPrefixTemplateLen)+" bytes") {
+		t.Errorf("wantPrefix does not state keys.MaxPrefixTemplateLen: %s", wantPrefix)
 	}
 }
 
