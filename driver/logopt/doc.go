@@ -37,6 +37,12 @@
 // are accepted and ignored. Any other option is refused, so a typo cannot
 // silently fall back to a default.
 //
+// Endpoint policy. On hosts where the owners of containers are not trusted,
+// the plugin setting ALLOWED_ENDPOINTS restricts the endpoints they may
+// name: [ParseEndpointPolicy] reads it and [EndpointPolicy.Check] refuses a
+// parsed Options whose endpoint it does not allow, with a *Error wrapping
+// ErrNotAllowed. Parse itself does not apply it.
+//
 // Concurrency: Parse has no shared state; an *Options is read-only after
 // Parse and safe for concurrent use.
 package logopt
