@@ -27,6 +27,9 @@ type config struct {
 	spoolLimit int64 // bytes
 	policy     segment.Policy
 	backoffMax time.Duration
+	// allowedEndpoints (ALLOWED_ENDPOINTS) restricts the endpoint log-opt;
+	// the zero value, the default, allows any endpoint.
+	allowedEndpoints logopt.EndpointPolicy
 }
 
 // loadConfig reads the plugin settings; getenv is os.Getenv in production and
@@ -76,6 +79,12 @@ func loadConfig(getenv func(string) string, fsSize func(string) (int64, error)) 
 		}
 		c.backoffMax = d
 	}
+	// The error names the setting, every bad entry and the accepted form.
+	pol, err := logopt.ParseEndpointPolicy(getenv(logopt.SettingAllowedEndpoints))
+	if err != nil {
+		return c, err
+	}
+	c.allowedEndpoints = pol
 	return c, nil
 }
 

@@ -52,3 +52,63 @@ func TestLoadConfig(t *testing.T) {
 		t.Error("a failing filesystem size was ignored")
 	}
 }
+
+func TestLoadConfigAllowedEndpoints(t *testing.T) {
+	fs := func(string) (int64, error) { return 100 << 30, nil }
+	cases := []struct {
+		val    string
+		policy string // String() of the parsed policy
+		err    []string
+	}{
+		{val: "", policy: ""},
+		{val: "   ", policy: ""},
+		{val: "none", policy: "none"},
+		{val: "None", policy: "none"},
+		{val: " https://s3.example.com , minio:9000 ", policy: "https://s3.example.com,minio:9000"},
+		{val: "*.s3.example.com,[::1]:9000", policy: "*.s3.example.com,[::1]:9000"},
+		{val: "none,minio", err: []string{`ALLOWED_ENDPOINTS="none,minio": none cannot be combined`}},
+		{val: "ftp://host", err: []string{`ALLOWED_ENDPOINTS entry "ftp://host" is invalid: want empty (any endpoint), none`}},
+		{val: "http://AKIA:secret@host", err: []string{`ALLOWED_ENDPOINTS entry "http://xxxxx@host" is invalid`}},
+		{val: "host:0,host/x", err: []string{`entry "host:0"`, `entry "host/x"`}},
+	}
+	for _, c := range cases {
+		cfg, err := loadConfig(func(k string) string { return map[string]string{"ALLOWED_ENDPOINTS": c.val}[k] }, fs)
+		if c.err == nil {
+			if err != nil {
+				t.Errorf("%q: %v", c.val, err)
+			} else if got := cfg.allowedEndpoints.String(); got != c.policy {
+				t.Errorf("%q: policy %q, want %q", c.val, got, c.policy)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%q: accepted", c.val)
+			continue
+		}
+		lines := strings.Split(err.Error(), "\n")
+		if len(lines) != len(c.err) {
+			t.Errorf("%q: %d error lines, want %d: %v", c.val, len(lines), len(c.err), err)
+			continue
+		}
+		for i, l := range lines {
+			if !strings.HasPrefix(l, "ALLOWED_ENDPOINTS") || !strings.Contains(l, c.err[i]) || strings.Contains(l, "secret") {
+				t.Errorf("%q: error line %q, want one naming ALLOWED_ENDPOINTS with %q", c.val, l, c.err[i])
+			}
+		}
+	}
+	// The default allows any endpoint; none allows only AWS.
+	cfg, err := loadConfig(func(string) string { return "" }, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.allowedEndpoints.CheckEndpoint("http://10.1.2.3:9000"); err != nil {
+		t.Errorf("default policy refused an endpoint: %v", err)
+	}
+	cfg, err = loadConfig(func(k string) string { return map[string]string{"ALLOWED_ENDPOINTS": "none"}[k] }, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.allowedEndpoints.CheckEndpoint("http://10.1.2.3:9000") == nil || cfg.allowedEndpoints.CheckEndpoint("") != nil {
+		t.Error("none does not mean AWS only")
+	}
+}
