@@ -27,7 +27,7 @@ func FuzzRecover(f *testing.F) {
 		os.MkdirAll(dir, 0o700)
 		name := fileName(7)
 		m := Meta{Version: MetaVersion, Key: "k/" + name, Destination: Destination{Bucket: "b"}, Container: Container{ID: testCID}, Seq: 7, FirstTime: time.Unix(1, 0)}
-		if err := writeMeta(filepath.Join(dir, name+MetaSuffix), &m); err != nil {
+		if _, err := writeMeta(filepath.Join(dir, name+MetaSuffix), &m); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, name+PartialSuffix), data, 0o600); err != nil {

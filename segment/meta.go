@@ -20,8 +20,6 @@ const (
 	PartialSuffix = ".partial"
 	// MetaSuffix is appended to DataSuffix for the segment's JSON sidecar.
 	MetaSuffix = ".meta.json"
-	// seqFile holds the next sequence number of a container folder.
-	seqFile = "seq"
 )
 
 // Destination says where a segment is uploaded. It carries no credentials:
@@ -52,7 +50,8 @@ type Meta struct {
 	Key         string      `json:"key"`
 	Destination Destination `json:"destination"`
 	Container   Container   `json:"container"`
-	// Seq never repeats within a container folder (see Spool).
+	// Seq never repeats within the spool, and so never within a container
+	// (see seqCounter); it may skip numbers.
 	Seq uint64 `json:"seq"`
 	// FirstTime and LastTime are the timestamps of the first and last record.
 	FirstTime time.Time `json:"first_time"`
@@ -84,6 +83,11 @@ type Sealed struct {
 	Dir  string
 	Name string
 	Meta Meta
+
+	// acct is the ledger of the Spool that sealed or listed the segment,
+	// told by Remove; nil for a Sealed built elsewhere or listed by the
+	// package-level ScanSealed (the janitor's walks catch up with those).
+	acct *ledger
 }
 
 // Path returns the data file's path.
@@ -95,22 +99,40 @@ func (s Sealed) MetaPath() string { return filepath.Join(s.Dir, s.Name+MetaSuffi
 // Open opens the sealed data file for reading.
 func (s Sealed) Open() (*os.File, error) { return os.Open(s.Path()) }
 
-// Remove deletes the data file, then the sidecar, then syncs the folder.
-// Removing a segment that is already gone is not an error.
+// Remove deletes the data file, then the sidecar, then syncs the folder,
+// and tells the Spool that sealed or listed the segment, whose janitor may
+// then remove the container folder once it holds nothing and no Writer
+// holds it. Removing a segment that is already gone is not an error, nor is
+// a folder that is gone by the time it is synced (the janitor removed it
+// once the segment was gone).
+//
+// The order matters to concurrent scans: a sidecar is never missing while
+// its data file exists, so ScanSealed can tell a removal in progress from a
+// broken segment.
 func (s Sealed) Remove() error {
 	if err := os.Remove(s.Path()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("segment: remove %s: %w", s.Path(), err)
 	}
-	if err := os.Remove(s.MetaPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("segment: remove %s: %w", s.MetaPath(), err)
+	err := os.Remove(s.MetaPath())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		err = fmt.Errorf("segment: remove %s: %w", s.MetaPath(), err)
+	} else {
+		err = nil
 	}
-	return syncDir(s.Dir)
+	if s.acct != nil {
+		s.acct.remove(s.Path())
+	}
+	return errors.Join(err, syncRemoval(s.Dir))
 }
 
-// readMeta reads and checks a sidecar.
+// readFile reads a sidecar; tests replace it to inject errors.
+var readFile = os.ReadFile
+
+// readMeta reads and checks a sidecar. An error wrapping ErrBadMeta means
+// the sidecar was read and is unusable; others come from reading it.
 func readMeta(path string) (Meta, error) {
 	var m Meta
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return m, err
 	}
@@ -124,13 +146,13 @@ func readMeta(path string) (Meta, error) {
 }
 
 // writeMeta writes a sidecar atomically: temporary file, fsync, rename.
-// The caller syncs the folder.
-func writeMeta(path string, m *Meta) error {
+// It returns the sidecar's size. The caller syncs the folder.
+func writeMeta(path string, m *Meta) (int64, error) {
 	b, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("segment: encode sidecar: %w", err)
+		return 0, fmt.Errorf("segment: encode sidecar: %w", err)
 	}
-	return writeFileAtomic(path, b)
+	return int64(len(b)), writeFileAtomic(path, b)
 }
 
 // writeFileAtomic writes b to path through a temporary file that is synced
@@ -158,8 +180,24 @@ func writeFileAtomic(path string, b []byte) error {
 	return nil
 }
 
+// syncRemoval is syncDir after a removal from a container folder: a folder
+// that is gone (pruned because it was empty) needs no sync.
+func syncRemoval(dir string) error {
+	err := syncDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// syncHook, when set by a test, is told of every folder syncDir syncs.
+var syncHook func(dir string)
+
 // syncDir fsyncs a folder so that creations, renames and removals in it are durable.
 func syncDir(dir string) error {
+	if syncHook != nil {
+		syncHook(dir)
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("segment: sync folder: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,9 +15,42 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// maxRecoverLine bounds one record during recovery. The driver's records are
-// at most 1 MiB of log line, which JSON escaping can grow up to six times.
-const maxRecoverLine = 8 << 20
+// Bounds of the records the driver builds. Package driver imports this one,
+// so the values are repeated here; maxrecord_test.go checks them against
+// the driver's exported constants and builds the worst record.
+const (
+	// maxLogLine bounds the "log" field before escaping: a record's line is
+	// at most driver/record.MaxRecordSize.
+	maxLogLine = 1 << 20
+	// maxSource bounds the "stream" field before escaping: it comes from
+	// one FIFO frame, at most driver/fifo.MaxFrameSize.
+	maxSource = 1 << 20
+	// maxAttrs bounds the "attrs" object before escaping: its labels and
+	// environment variables come from one StartLogging request, whose body
+	// the driver reads up to 4 MiB (maxBody in driver/http.go), and each
+	// entry ("k":"v",) takes no more bytes than it took in the request.
+	maxAttrs = 4 << 20
+	// jsonGrowth is the most JSON escaping grows one byte: control bytes,
+	// '<', '>' and '&' become \u00XX, a byte of invalid UTF-8 \ufffd.
+	jsonGrowth = 6
+	// recordFraming covers the rest of a line: field names and quotes, the
+	// escaped newline, the RFC 3339 time (at most 30 bytes) and the '\n'.
+	recordFraming = 256
+)
+
+// MaxRecordLen is the longest record, '\n' included, that Append accepts and
+// recovery keeps: 36 MiB + 256 bytes, the largest JSON line the driver can
+// build (a 1 MiB line, a stream name of up to 1 MiB and attrs of up to
+// 4 MiB, every byte escaped to six).
+const MaxRecordLen = jsonGrowth*(maxLogLine+maxSource+maxAttrs) + recordFraming
+
+// maxRecoverLine bounds one record during recovery: longer means corrupt.
+// Recovery holds one record in memory, so this is also its memory bound.
+const maxRecoverLine = MaxRecordLen
+
+// recoverSuffix ends the temporary file recovery writes the repaired
+// segment to before it is renamed into place.
+const recoverSuffix = ".recover"
 
 // RecoveryReport tells what Recover did with one in-progress file.
 type RecoveryReport struct {
@@ -47,9 +81,12 @@ type RecoveryReport struct {
 // after the last complete record when the data ends early (the file was cut
 // inside a zstd block or frame, or inside a record). A file whose data is
 // corrupt before its end (a zstd error other than running out of data, or a
-// record larger than 8 MiB) keeps the records before the corruption in the
+// record longer than MaxRecordLen) keeps the records before the corruption in the
 // repaired segment, and the original file and sidecar are moved to the
-// quarantine folder and reported; they are never deleted.
+// quarantine folder and reported; the janitor deletes them after
+// Config.QuarantineMaxAge. A file whose sidecar is missing or unusable is
+// quarantined as it is; one whose sidecar cannot be read for another reason
+// (such as EIO) is reported and left for the next start.
 func (s *Spool) Recover() ([]RecoveryReport, error) {
 	return s.rep.recoverAll()
 }
@@ -61,13 +98,14 @@ func (s *Spool) recoverFile(dir, name string) RecoveryReport { return s.rep.reco
 func (s *Spool) logReport(r RecoveryReport) { s.rep.logReport(r) }
 
 // repairer repairs in-progress files: at start-up (Spool.Recover) and for
-// the janitor (abandoned files). It holds no mutable state; its methods
-// may run concurrently on different files.
+// the janitor (abandoned files). It holds no mutable state of its own; its
+// methods may run concurrently on different files.
 type repairer struct {
 	root    string
 	log     *slog.Logger
 	now     func() time.Time
 	recTime func([]byte) (time.Time, bool)
+	acct    *ledger // told about every segment it seals
 }
 
 // recoverAll repairs every in-progress file of the spool. See Spool.Recover.
@@ -83,6 +121,9 @@ func (rp *repairer) recoverAll() ([]RecoveryReport, error) {
 		}
 		dir := filepath.Join(rp.root, e.Name())
 		files, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // pruned: it held nothing
+		}
 		if err != nil {
 			return reports, fmt.Errorf("segment: recover: %w", err)
 		}
@@ -118,10 +159,14 @@ func (rp *repairer) recoverFile(dir, name string) RecoveryReport {
 	m, err := readMeta(metaPath)
 	if err != nil {
 		rep.Err = err
+		if !errors.Is(err, ErrBadMeta) && !errors.Is(err, fs.ErrNotExist) {
+			return rep // cannot read it now; the next start tries again
+		}
 		rep.Quarantined = true
-		if qerr := quarantine(rp.root, dir, name+PartialSuffix, name+MetaSuffix); qerr != nil {
+		if qerr := quarantine(rp.root, dir, rp.now(), name+PartialSuffix, name+MetaSuffix); qerr != nil {
 			rep.Err = errors.Join(err, qerr)
 		}
+		rp.acct.dirIdle(dir)
 		return rep
 	}
 	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
@@ -130,7 +175,7 @@ func (rp *repairer) recoverFile(dir, name string) RecoveryReport {
 		rep.Err = os.Remove(partial)
 		return rep
 	}
-	tmp := filepath.Join(dir, name+".recover")
+	tmp := filepath.Join(dir, name+recoverSuffix)
 	res, err := rp.rewrite(partial, tmp, &m)
 	rep.Records, rep.Bytes, rep.TornBytes, rep.Cut = m.Records, m.RawBytes, res.torn, res.cut
 	if err != nil {
@@ -144,14 +189,14 @@ func (rp *repairer) recoverFile(dir, name string) RecoveryReport {
 		// Keep the original sidecar beside the quarantined data.
 		if b, rerr := os.ReadFile(metaPath); rerr == nil {
 			qdir := filepath.Join(rp.root, QuarantineDir, filepath.Base(dir))
-			if err := os.MkdirAll(qdir, dirPerm); err == nil {
+			if err := mkdirAllSync(qdir); err == nil {
 				err = writeFileAtomic(filepath.Join(qdir, name+MetaSuffix), b)
 				if err != nil {
 					rep.Err = errors.Join(rep.Err, err)
 				}
 			}
 		}
-		if qerr := quarantine(rp.root, dir, name+PartialSuffix); qerr != nil {
+		if qerr := quarantine(rp.root, dir, rp.now(), name+PartialSuffix); qerr != nil {
 			rep.Err = errors.Join(rep.Err, qerr)
 		}
 	}
@@ -166,16 +211,17 @@ func (rp *repairer) recoverFile(dir, name string) RecoveryReport {
 		if err := os.Remove(metaPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
-		if err := syncDir(dir); err != nil {
+		if err := syncRemoval(dir); err != nil {
 			errs = append(errs, err)
 		}
 		rep.Err = errors.Join(append([]error{rep.Err}, errs...)...)
+		rp.acct.dirIdle(dir)
 		return rep
 	}
 	if res.lastTime != nil {
 		m.LastTime = *res.lastTime
 	}
-	sealed, err := finishSeal(dir, name, tmp, m, res.size, ReasonRecovered, rp.now())
+	sealed, err := finishSeal(rp.acct, dir, name, tmp, m, res.size, ReasonRecovered, rp.now())
 	if err != nil {
 		rep.Err = errors.Join(rep.Err, err)
 		return rep
@@ -185,7 +231,7 @@ func (rp *repairer) recoverFile(dir, name string) RecoveryReport {
 		if err := os.Remove(partial); err != nil && !errors.Is(err, os.ErrNotExist) {
 			rep.Err = err
 		}
-		if err := syncDir(dir); err != nil {
+		if err := syncRemoval(dir); err != nil {
 			rep.Err = errors.Join(rep.Err, err)
 		}
 	}
@@ -236,11 +282,11 @@ func (rp *repairer) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 	for {
 		chunk, rerr := br.ReadSlice('\n')
 		line = append(line, chunk...)
+		if len(line) > maxRecoverLine {
+			res.corrupt = fmt.Errorf("%w: record longer than %d bytes", ErrCorrupt, maxRecoverLine)
+			break
+		}
 		if errors.Is(rerr, bufio.ErrBufferFull) {
-			if len(line) > maxRecoverLine {
-				res.corrupt = fmt.Errorf("%w: record longer than %d bytes", ErrCorrupt, maxRecoverLine)
-				break
-			}
 			continue
 		}
 		if rerr == nil {

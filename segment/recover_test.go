@@ -46,6 +46,7 @@ func crashedSpool(t *testing.T, first, last int) (root string, recs [][]byte, en
 		ends = append(ends, size())
 	}
 	// The process "dies": the Writer is never closed.
+	h.crash()
 	return root, recs, ends
 }
 
@@ -138,8 +139,8 @@ func TestRecoverWithRecordTime(t *testing.T) {
 	w := h.writer(WriterOptions{})
 	w.Append(h.clock.Now(), record(1))
 	w.Close(ReasonStop)
-	if got := h.seals()[0].Meta.Seq; got != 2 {
-		t.Fatalf("seq after recovery = %d, want 2", got)
+	if got := h.seals()[0].Meta.Seq; got <= 1 {
+		t.Fatalf("seq after recovery = %d, want more than 1", got)
 	}
 }
 
@@ -148,6 +149,7 @@ func TestRecoverEmptyFile(t *testing.T) {
 	h := newHarness(t, root)
 	w := h.writer(WriterOptions{})
 	w.Append(h.clock.Now(), record(1)) // never flushed: the file is empty
+	h.crash()
 	h2 := newHarness(t, root)
 	reps, err := h2.spool.Recover()
 	if err != nil || len(reps) != 1 || reps[0].Sealed != nil || reps[0].Err != nil {
@@ -155,9 +157,7 @@ func TestRecoverEmptyFile(t *testing.T) {
 	}
 	files, _ := os.ReadDir(filepath.Join(root, testCID))
 	for _, f := range files {
-		if f.Name() != seqFile {
-			t.Errorf("left behind: %s", f.Name())
-		}
+		t.Errorf("left behind: %s", f.Name())
 	}
 }
 

@@ -3,10 +3,12 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Errors reported by this package; compare with errors.Is.
@@ -22,10 +24,6 @@ var (
 	ErrAbandoned = errors.New("segment: segment abandoned after a write error")
 )
 
-// QuarantineDir is the folder under the spool root where files that cannot be
-// used are moved. Nothing in it is ever deleted or uploaded by s3logs.
-const QuarantineDir = "_quarantine"
-
 // isContainerDir reports whether a spool root entry is a container folder.
 func isContainerDir(e os.DirEntry) bool {
 	n := e.Name()
@@ -33,11 +31,33 @@ func isContainerDir(e os.DirEntry) bool {
 }
 
 // ScanSealed lists the sealed segments under the spool root, oldest first
-// (by first record time, then sequence). A data file whose sidecar is missing
-// or unreadable is moved to the quarantine folder and reported in the joined
-// error; the other segments are still returned. It is safe to call while
-// Writers are active: it only lists sealed files, which are never modified.
+// (by first record time, then sequence). It is safe to call while Writers
+// are active and while segments are removed: it only lists sealed files,
+// which are never modified, and skips those removed while it looks.
+//
+// A segment whose sidecar exists but does not parse or lacks its key or
+// bucket, while its data file still exists, is moved to the quarantine
+// folder and reported in the joined error (wrapping ErrBadMeta). A segment
+// that cannot be listed for another reason (its sidecar missing, or an
+// error reading it such as EMFILE or EIO) is reported and left in place
+// for the next scan. The other segments are returned either way.
+//
+// Segments listed by the package-level ScanSealed do not tell the Spool
+// when they are removed; the janitor notices at its next walk (within a
+// minute). Spool.ScanSealed's do.
 func ScanSealed(root string) ([]Sealed, error) {
+	return scanSealed(root, time.Now(), nil)
+}
+
+// ScanSealed is the package-level ScanSealed for this Spool's root, whose
+// segments tell the Spool's janitor when they are removed.
+func (s *Spool) ScanSealed() ([]Sealed, error) {
+	return scanSealed(s.root, s.now(), &s.acct)
+}
+
+// scanSealed is ScanSealed; the segments carry acct, and now is the time
+// of any quarantine.
+func scanSealed(root string, now time.Time, acct *ledger) ([]Sealed, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -53,6 +73,9 @@ func ScanSealed(root string) ([]Sealed, error) {
 		}
 		dir := filepath.Join(root, e.Name())
 		files, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // pruned meanwhile
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("segment: scan %s: %w", dir, err))
 			continue
@@ -62,17 +85,16 @@ func ScanSealed(root string) ([]Sealed, error) {
 			if f.IsDir() || !strings.HasSuffix(name, DataSuffix) {
 				continue
 			}
-			s := Sealed{Dir: dir, Name: name}
+			s := Sealed{Dir: dir, Name: name, acct: acct}
 			m, err := readMeta(s.MetaPath())
-			if err != nil {
-				if qerr := quarantine(root, dir, name, name+MetaSuffix); qerr != nil {
-					err = errors.Join(err, qerr)
-				}
-				errs = append(errs, fmt.Errorf("segment: sealed %s has no usable sidecar, quarantined: %w", s.Path(), err))
+			if err == nil {
+				s.Meta = m
+				out = append(out, s)
 				continue
 			}
-			s.Meta = m
-			out = append(out, s)
+			if err := checkSealed(root, s, err, now, acct); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -85,25 +107,27 @@ func ScanSealed(root string) ([]Sealed, error) {
 	return out, errors.Join(errs...)
 }
 
-// quarantine moves the named files of dir into root/_quarantine/<container>/.
-// Files that do not exist are skipped.
-func quarantine(root, dir string, names ...string) error {
-	qdir := filepath.Join(root, QuarantineDir, filepath.Base(dir))
-	if err := os.MkdirAll(qdir, dirPerm); err != nil {
-		return fmt.Errorf("segment: quarantine: %w", err)
+// checkSealed decides about a segment whose sidecar could not be used
+// (readMeta's error merr): nothing if the data file is gone (uploaded or
+// dropped meanwhile: Remove deletes it first), quarantine if the sidecar was
+// read and is bad, else a report and another try at the next scan.
+func checkSealed(root string, s Sealed, merr error, now time.Time, acct *ledger) error {
+	if _, err := os.Lstat(s.Path()); errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	var errs []error
-	for _, n := range names {
-		err := os.Rename(filepath.Join(dir, n), filepath.Join(qdir, n))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("segment: quarantine %s: %w", n, err))
+	switch {
+	case errors.Is(merr, ErrBadMeta):
+		err := merr
+		if qerr := quarantine(root, s.Dir, now, s.Name, s.Name+MetaSuffix); qerr != nil {
+			err = errors.Join(err, qerr)
 		}
+		if acct != nil {
+			acct.remove(s.Path()) // quarantine does not count
+		}
+		return fmt.Errorf("segment: sealed %s has an unusable sidecar, quarantined: %w", s.Path(), err)
+	case errors.Is(merr, fs.ErrNotExist):
+		return fmt.Errorf("segment: sealed %s has no sidecar; left in place: %w: %w", s.Path(), ErrBadMeta, merr)
+	default:
+		return fmt.Errorf("segment: sealed %s: reading its sidecar failed; left for the next scan: %w", s.Path(), merr)
 	}
-	if err := syncDir(qdir); err != nil {
-		errs = append(errs, err)
-	}
-	if err := syncDir(dir); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }

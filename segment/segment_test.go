@@ -70,6 +70,18 @@ func (h *harness) writer(opts WriterOptions) *Writer {
 	return w
 }
 
+// crash stops the spool as the death of its process would: the ticker stops
+// and the lock is released, whatever Writers are open.
+func (h *harness) crash() {
+	h.spool.Close()
+	h.spool.mu.Lock()
+	if h.spool.lock != nil {
+		h.spool.lock.Close()
+		h.spool.lock = nil
+	}
+	h.spool.mu.Unlock()
+}
+
 func (h *harness) seals() []Sealed {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -176,9 +188,7 @@ func TestNoEmptySegment(t *testing.T) {
 	}
 	files, _ := os.ReadDir(filepath.Join(h.root, testCID))
 	for _, f := range files {
-		if f.Name() != seqFile {
-			t.Errorf("unexpected file %s", f.Name())
-		}
+		t.Errorf("unexpected file %s", f.Name())
 	}
 }
 
@@ -315,8 +325,8 @@ func TestSequenceSurvivesRestart(t *testing.T) {
 	w := h2.writer(WriterOptions{})
 	w.Append(h2.clock.Now(), record(1))
 	w.Close(ReasonStop)
-	if got := h2.seals()[0].Meta.Seq; got != 3 {
-		t.Fatalf("seq after restart = %d, want 3", got)
+	if got := h2.seals()[0].Meta.Seq; got <= 2 {
+		t.Fatalf("seq after restart = %d, want more than 2", got)
 	}
 	// Two Writers of the same container never share a sequence number.
 	a, b := h2.writer(WriterOptions{}), h2.writer(WriterOptions{})

@@ -3,12 +3,13 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -20,11 +21,16 @@ const (
 	// DefaultWindowSize is the zstd window of every encoder: the memory that
 	// back-references may reach, and the bulk of an active stream's memory.
 	DefaultWindowSize = 512 << 10
+	// DefaultMinFree is the default Config.MinFree.
+	DefaultMinFree = 16 << 20
+	// DefaultQuarantineMaxAge is the default Config.QuarantineMaxAge.
+	DefaultQuarantineMaxAge = 7 * 24 * time.Hour
 )
 
 // Config configures a Spool.
 type Config struct {
 	// Root is the spool folder for segments; it is created 0700 if missing.
+	// One Spool at a time may have it open (see Open).
 	Root string
 	// FlushInterval bounds how long an appended record may stay in memory
 	// before it is written to the file with write(2), and how long a stream may
@@ -41,8 +47,12 @@ type Config struct {
 	// Meta.LastTime. When nil, or when it fails, recovery uses the file's
 	// modification time.
 	RecordTime func(rec []byte) (time.Time, bool)
-	// Limit caps the bytes of all segment files in the spool (quarantine
-	// excepted); 0 means no cap. What happens at the cap is Policy's call.
+	// Limit caps the bytes of sealed segments in the spool (data files and
+	// sidecars: the backlog waiting for upload); 0 means no cap. What
+	// happens at the cap is Policy's call. Segments being written do not
+	// count: they use up to one segment size per open stream on top of the
+	// limit (see CheckCapacity), and quarantined files do not count either
+	// (see QuarantineMaxAge).
 	Limit int64
 	// Policy applies when the spool reaches Limit or its filesystem has less
 	// than MinFree bytes available. Default PolicyDropOldest.
@@ -51,21 +61,24 @@ type Config struct {
 	// disk that fills up for any reason is handled like the limit before
 	// writes fail with ENOSPC. Default DefaultMinFree.
 	MinFree int64
+	// QuarantineMaxAge is how long a quarantined file is kept before the
+	// janitor deletes it (logging each deletion). Default
+	// DefaultQuarantineMaxAge.
+	QuarantineMaxAge time.Duration
 	// OnRecovered receives segments that the janitor repaired and sealed
 	// after a write error (such as ENOSPC) abandoned them. It must not block.
 	OnRecovered func(Sealed)
 }
 
-// DefaultMinFree is the default Config.MinFree.
-const DefaultMinFree = 16 << 20
-
 // Spool owns a folder of container folders holding segment files and the
 // ticker goroutine that flushes idle Writers, seals segments that reached
 // their age and runs the janitor. It is made of parts that each own their
-// data and their lock (see the package documentation): the registry of
-// Writers and container folders is the Spool's own; encoders are lent by
-// an encoderPool; the janitor keeps the spool within its limit and repairs
-// abandoned files; the gate holds Appends under PolicyBlock.
+// data and their lock (see the package documentation): the Spool itself
+// keeps the registry of Writers and container folders; an encoderPool lends
+// encoders; a seqCounter hands out sequence numbers; a ledger tracks the
+// bytes of sealed segments; the janitor keeps the spool within its limit,
+// repairs abandoned files and prunes empty folders; the gate holds Appends
+// under PolicyBlock.
 //
 // All methods are safe for concurrent use. Close stops the ticker goroutine;
 // it does not close Writers.
@@ -74,35 +87,48 @@ type Spool struct {
 	flush time.Duration
 	log   *slog.Logger
 	now   func() time.Time
+	limit int64
 
 	enc  encoderPool
+	seq  seqCounter
+	acct ledger
 	gate spaceGate
 	jan  janitor
 	rep  repairer
 
-	// mu guards writers, dirs and closed.
-	mu      sync.Mutex
-	writers map[*Writer]struct{}
-	dirs    map[string]*containerDir
-	closed  bool
+	// mu guards writers, dirs, closed, lock, openBytes and lastCapWarn.
+	mu          sync.Mutex
+	writers     map[*Writer]struct{}
+	dirs        map[string]*containerDir // by container id
+	closed      bool
+	lock        *os.File  // holds the flock on root/.lock; nil once released
+	openBytes   int64     // sum of the open Writers' MaxSize
+	lastCapWarn time.Time // last warning that open segments may exceed Limit
 
 	stop chan struct{}
 	done chan struct{}
 }
 
-// containerDir serializes sequence allocation for one container folder. It is
-// shared by the Writers of that container and dropped when the last one closes.
+// containerDir is a container folder in use: it exists as long as refs > 0.
 type containerDir struct {
 	path string
-	refs int // guarded by Spool.mu
-
-	mu      sync.Mutex // guards nextSeq
-	nextSeq uint64     // 0 until loaded
+	refs int // Writers holding it; guarded by Spool.mu
 }
 
-// Open creates the spool folder if needed and starts the ticker goroutine.
-// It does not recover in-progress files: call Recover once, before the first
-// NewWriter of a container whose leftovers should be repaired.
+// capWarnEvery bounds how often NewWriter repeats the capacity warning.
+const capWarnEvery = 10 * time.Minute
+
+// Open creates the spool folder if needed, takes its lock, measures it and
+// starts the ticker goroutine.
+//
+// The lock is an exclusive flock(2) on Root/.lock, taken without waiting:
+// when another Spool (in another process, or in this one) has the folder
+// open, Open fails with an error wrapping ErrLocked that names the folder.
+// The lock is released when Close has been called and every Writer is
+// closed, or when the process exits.
+//
+// Open does not recover in-progress files: call Recover once, before the
+// first NewWriter of a container whose leftovers should be repaired.
 func Open(cfg Config) (*Spool, error) {
 	if cfg.Root == "" {
 		return nil, errors.New("segment: Config.Root is empty")
@@ -125,30 +151,62 @@ func Open(cfg Config) (*Spool, error) {
 	if cfg.MinFree <= 0 {
 		cfg.MinFree = DefaultMinFree
 	}
-	if err := os.MkdirAll(cfg.Root, dirPerm); err != nil {
+	if cfg.QuarantineMaxAge <= 0 {
+		cfg.QuarantineMaxAge = DefaultQuarantineMaxAge
+	}
+	if err := mkdirAllSync(cfg.Root); err != nil {
 		return nil, fmt.Errorf("segment: create spool: %w", err)
+	}
+	lock, err := lockRoot(cfg.Root)
+	if err != nil {
+		return nil, err
 	}
 	s := &Spool{
 		root:    cfg.Root,
 		flush:   cfg.FlushInterval,
 		log:     cfg.Logger,
 		now:     cfg.Now,
+		limit:   cfg.Limit,
 		writers: make(map[*Writer]struct{}),
 		dirs:    make(map[string]*containerDir),
+		lock:    lock,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	s.rep = repairer{root: cfg.Root, log: cfg.Logger, now: cfg.Now, recTime: cfg.RecordTime}
+	s.rep = repairer{root: cfg.Root, log: cfg.Logger, now: cfg.Now, recTime: cfg.RecordTime, acct: &s.acct}
 	s.jan = janitor{
-		root:        cfg.Root,
-		log:         cfg.Logger,
-		limit:       cfg.Limit,
-		policy:      cfg.Policy,
-		minFree:     cfg.MinFree,
-		onRecovered: cfg.OnRecovered,
-		gate:        &s.gate,
-		rep:         &s.rep,
-		kick:        make(chan struct{}, 1),
+		root:          cfg.Root,
+		log:           cfg.Logger,
+		now:           cfg.Now,
+		limit:         cfg.Limit,
+		policy:        cfg.Policy,
+		minFree:       cfg.MinFree,
+		quarantineAge: cfg.QuarantineMaxAge,
+		onRecovered:   cfg.OnRecovered,
+		acct:          &s.acct,
+		gate:          &s.gate,
+		rep:           &s.rep,
+		prune:         s.pruneDir,
+		kick:          make(chan struct{}, 1),
+	}
+	s.acct.limit = cfg.Limit
+	s.acct.poke = s.jan.poke
+	// The first walk: the ledger's starting point, the folders left empty,
+	// and the sequence floor of spools written by earlier versions.
+	s.jan.walks.Add(1)
+	s.acct.beginWalk()
+	w, err := walkSpool(cfg.Root, true)
+	if err != nil {
+		// What could not be read cannot raise the sequence floor; the
+		// counter file, once written, does not depend on it.
+		cfg.Logger.Error("spool walk at open", "err", err)
+	}
+	s.acct.endWalk(w)
+	s.jan.lastWalk = cfg.Now()
+	s.jan.usage() // arms the headroom that writes count down
+	if err := s.seq.open(cfg.Root, w.maxSeq); err != nil {
+		lock.Close()
+		return nil, err
 	}
 	if cfg.NoTicker {
 		close(s.done)
@@ -163,7 +221,9 @@ func (s *Spool) Root() string { return s.root }
 
 // Close stops the ticker goroutine and waits for it, and releases Appends
 // waiting for space (PolicyBlock) for good. Writers stay usable but are no
-// longer flushed or aged by time, and the limit is no longer enforced.
+// longer flushed or aged by time, the limit is no longer enforced, and no
+// new Writer can be created. The spool's lock is released once every
+// Writer is closed too.
 func (s *Spool) Close() error {
 	s.gate.release()
 	s.mu.Lock()
@@ -172,6 +232,7 @@ func (s *Spool) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.unlockIfDoneLocked()
 	s.mu.Unlock()
 	select {
 	case <-s.done:
@@ -180,6 +241,15 @@ func (s *Spool) Close() error {
 		<-s.done
 	}
 	return nil
+}
+
+// unlockIfDoneLocked releases the spool's lock once the Spool is closed and
+// no Writer is left that could still write into it.
+func (s *Spool) unlockIfDoneLocked() {
+	if s.closed && len(s.writers) == 0 && s.lock != nil {
+		s.lock.Close() // closing the last descriptor drops the flock
+		s.lock = nil
+	}
 }
 
 // tickLoop calls Tick every quarter flush interval and has the janitor visit
@@ -228,8 +298,70 @@ func (s *Spool) Tick() {
 	}
 }
 
+// CheckCapacity logs a warning and returns false when the spool's Limit is
+// smaller than openStreams segments of segmentSize bytes, the most that
+// open streams may hold unsealed. Such a limit still works, but segments
+// sealed together (streams reaching their age at once, containers stopping,
+// a shutdown) can take the spool over it before the uploader had a chance,
+// so PolicyDropOldest drops them unuploaded (or PolicyBlock blocks), and the
+// disk must hold the open segments on top of the limit. The plugin calls it
+// at start with the number of streams it resumes and its largest segment
+// size; NewWriter runs the same check on the open Writers' MaxSize, warning
+// at most every 10 minutes.
+func (s *Spool) CheckCapacity(openStreams int, segmentSize int64) bool {
+	open := int64(openStreams) * segmentSize
+	if s.limit <= 0 || open <= s.limit {
+		return true
+	}
+	s.warnCapacity(openStreams, open)
+	return false
+}
+
+func (s *Spool) warnCapacity(streams int, open int64) {
+	s.log.Warn("spool limit is smaller than what open streams may hold unsealed: segments sealed together "+
+		"can exceed it before they are uploaded, and be dropped (drop-oldest) or block logging (block); "+
+		"raise the spool limit or lower segment-size",
+		"limit", s.limit, "open_streams", streams, "open_segment_bytes", open, "policy", s.jan.policy)
+}
+
+// register adds a new Writer to the registry.
+func (s *Spool) register(w *Writer) {
+	s.mu.Lock()
+	s.writers[w] = struct{}{}
+	s.openBytes += w.opts.MaxSize
+	n, open := len(s.writers), s.openBytes
+	warn := s.limit > 0 && open > s.limit && (s.lastCapWarn.IsZero() || s.now().Sub(s.lastCapWarn) >= capWarnEvery)
+	if warn {
+		s.lastCapWarn = s.now()
+	}
+	s.mu.Unlock()
+	if warn {
+		s.warnCapacity(n, open)
+	}
+}
+
+// unregister removes a closed Writer and releases its container folder.
+func (s *Spool) unregister(w *Writer) {
+	s.mu.Lock()
+	delete(s.writers, w)
+	s.openBytes -= w.opts.MaxSize
+	d := s.dirs[w.opts.Container.ID]
+	if d != nil {
+		if d.refs--; d.refs <= 0 {
+			delete(s.dirs, w.opts.Container.ID)
+		} else {
+			d = nil
+		}
+	}
+	s.unlockIfDoneLocked()
+	s.mu.Unlock()
+	if d != nil {
+		s.acct.dirIdle(d.path)
+	}
+}
+
 // acquireDir returns the shared state of a container folder, creating the
-// folder 0700 when needed.
+// folder 0700 (and syncing the spool root) when needed.
 func (s *Spool) acquireDir(containerID string) (*containerDir, error) {
 	if !validContainerID(containerID) {
 		return nil, fmt.Errorf("segment: container id %q: want 1 to 128 characters of [0-9a-zA-Z_-]", containerID)
@@ -241,8 +373,10 @@ func (s *Spool) acquireDir(containerID string) (*containerDir, error) {
 	}
 	d := s.dirs[containerID]
 	if d == nil {
+		// Under mu, so that pruneDir cannot remove the folder between
+		// its creation and the registration.
 		path := filepath.Join(s.root, containerID)
-		if err := os.MkdirAll(path, dirPerm); err != nil {
+		if err := mkdirAllSync(path); err != nil {
 			return nil, fmt.Errorf("segment: create container folder: %w", err)
 		}
 		d = &containerDir{path: path}
@@ -252,20 +386,73 @@ func (s *Spool) acquireDir(containerID string) (*containerDir, error) {
 	return d, nil
 }
 
-// releaseDir drops a reference taken by acquireDir.
-func (s *Spool) releaseDir(containerID string) {
+// pruneDir removes a container folder that no Writer holds and that holds
+// no segment, with the leftovers of earlier versions and interrupted
+// removals (a legacy seq file, sidecars without data), and syncs the spool
+// root. It reports whether the folder is gone. A folder holding anything
+// else stays.
+func (s *Spool) pruneDir(dir string) bool {
+	id := filepath.Base(dir)
+	if filepath.Dir(dir) != filepath.Clean(s.root) || !validContainerID(id) {
+		return false
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if d := s.dirs[containerID]; d != nil {
-		d.refs--
-		if d.refs <= 0 {
-			delete(s.dirs, containerID)
+	if s.dirs[id] != nil {
+		s.mu.Unlock()
+		return false // the last Writer's Close makes it a candidate again
+	}
+	// rmdir(2) removes only an empty folder, so nothing written meanwhile
+	// can be lost; the lock keeps acquireDir from reusing the folder
+	// between the check and the removal.
+	err := os.Remove(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && removeLeftovers(dir) {
+		err = os.Remove(dir)
+	}
+	s.mu.Unlock()
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		if !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+			s.log.Warn("cannot remove empty container folder", "path", dir, "err", err)
+		}
+		return false
+	}
+	if err := syncDir(s.root); err != nil {
+		s.log.Warn("removed container folder", "path", dir, "err", err)
+	}
+	return true
+}
+
+// removeLeftovers deletes what an otherwise empty container folder may
+// hold: a legacy seq file (the spool-wide counter is above it since Open),
+// sidecars whose data file is gone (an interrupted removal) and temporary
+// files. It deletes nothing and returns false when the folder holds a
+// segment (sealed or in progress) or anything it does not know.
+func removeLeftovers(dir string) bool {
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, f := range files {
+		n := f.Name()
+		known := n == legacySeqFile || strings.HasSuffix(n, MetaSuffix) ||
+			strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, recoverSuffix)
+		if f.IsDir() || !known {
+			return false
 		}
 	}
+	for _, f := range files {
+		if err := os.Remove(filepath.Join(dir, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
 }
 
 // validContainerID accepts Docker's hex ids and conservative test names; it
-// keeps every path this package builds inside the spool.
+// keeps every path this package builds inside the spool, and apart from the
+// spool's own entries (which start with '.' or '_').
 func validContainerID(id string) bool {
 	if id == "" || len(id) > 128 || id[0] == '_' || id[0] == '.' {
 		return false
@@ -279,71 +466,27 @@ func validContainerID(id string) bool {
 	return true
 }
 
-// allocSeq returns the next sequence number of the folder and persists the
-// one after it before returning, so a number is never handed out twice, even
-// across crashes. The first call loads the counter from the seq file and the
-// names present in the folder, whichever is higher.
-func (d *containerDir) allocSeq() (uint64, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.nextSeq == 0 {
-		n, err := loadSeq(d.path)
-		if err != nil {
-			return 0, err
+// mkdirAllSync creates dir and its missing parents 0700, syncing the parent
+// of each folder it creates so that the creation is durable.
+func mkdirAllSync(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
 		}
-		d.nextSeq = n
+		return nil
 	}
-	seq := d.nextSeq
-	if err := writeFileAtomic(filepath.Join(d.path, seqFile), []byte(strconv.FormatUint(seq+1, 10)+"\n")); err != nil {
-		return 0, err
-	}
-	if err := syncDir(d.path); err != nil {
-		return 0, err
-	}
-	d.nextSeq = seq + 1
-	return seq, nil
-}
-
-// loadSeq reads the next sequence number of a folder: the larger of the seq
-// file's value and one past the highest sequence among the file names. It is
-// at least 1.
-func loadSeq(dir string) (uint64, error) {
-	next := uint64(1)
-	b, err := os.ReadFile(filepath.Join(dir, seqFile))
-	switch {
-	case err == nil:
-		n, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-		if perr != nil {
-			return 0, fmt.Errorf("segment: %s: %w", filepath.Join(dir, seqFile), perr)
-		}
-		next = max(next, n)
-	case !errors.Is(err, os.ErrNotExist):
-		return 0, fmt.Errorf("segment: %w", err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, fmt.Errorf("segment: %w", err)
-	}
-	for _, e := range entries {
-		if seq, ok := parseSeq(e.Name()); ok {
-			next = max(next, seq+1)
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAllSync(parent); err != nil {
+			return err
 		}
 	}
-	return next, nil
-}
-
-// fileName is the data file name of a sequence number: names sort in
-// sequence order, which is creation order.
-func fileName(seq uint64) string {
-	return fmt.Sprintf("%012d", seq) + DataSuffix
-}
-
-// parseSeq extracts the sequence number from any file name of a segment.
-func parseSeq(name string) (uint64, bool) {
-	i := strings.Index(name, DataSuffix)
-	if i <= 0 {
-		return 0, false
+	if err := os.Mkdir(dir, dirPerm); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
 	}
-	n, err := strconv.ParseUint(name[:i], 10, 64)
-	return n, err == nil
+	return syncDir(parent)
 }

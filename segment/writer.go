@@ -108,15 +108,14 @@ func (s *Spool) NewWriter(opts WriterOptions) (*Writer, error) {
 		return nil, err
 	}
 	w := &Writer{s: s, opts: opts, dir: d}
-	s.mu.Lock()
-	s.writers[w] = struct{}{}
-	s.mu.Unlock()
+	s.register(w)
 	return w, nil
 }
 
 // Append adds one record to the current segment, opening a segment first if
 // there is none. rec must be one complete line ending in '\n' (the JSON line
-// of a log record); t is its timestamp. rec is not retained.
+// of a log record) of at most MaxRecordLen bytes; t is its timestamp. rec is
+// not retained.
 // The record is in memory until the next Flush, until the encoder's block
 // fills (128 KiB), or at most the Spool's flush interval.
 //
@@ -136,6 +135,9 @@ func (w *Writer) Append(t time.Time, rec []byte) error {
 }
 
 func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
+	if len(rec) > MaxRecordLen {
+		return nil, fmt.Errorf("segment: record of %d bytes exceeds MaxRecordLen (%d)", len(rec), MaxRecordLen)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -270,10 +272,7 @@ func (w *Writer) Close(reason string) error {
 	}
 	w.mu.Unlock()
 
-	w.s.mu.Lock()
-	delete(w.s.writers, w)
-	w.s.mu.Unlock()
-	w.s.releaseDir(w.opts.Container.ID)
+	w.s.unregister(w)
 	if sealed != nil && w.opts.OnSeal != nil {
 		w.opts.OnSeal(*sealed)
 	}
@@ -336,7 +335,7 @@ func (w *Writer) endFrameLocked() error {
 // openLocked starts a new segment: allocates its sequence number, creates the
 // in-progress file and writes its sidecar.
 func (w *Writer) openLocked(first, now time.Time) error {
-	seq, err := w.dir.allocSeq()
+	seq, err := w.s.seq.alloc()
 	if err != nil {
 		return err
 	}
@@ -354,7 +353,7 @@ func (w *Writer) openLocked(first, now time.Time) error {
 		FirstTime:   first,
 		LastTime:    first,
 	}
-	if err := writeMeta(filepath.Join(w.dir.path, name+MetaSuffix), &m); err != nil {
+	if _, err := writeMeta(filepath.Join(w.dir.path, name+MetaSuffix), &m); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return err
@@ -394,7 +393,7 @@ func (w *Writer) sealLocked(reason string) (Sealed, error) {
 		w.s.jan.abandon(ab)
 		return Sealed{}, fmt.Errorf("%w: seal %s: %w", ErrAbandoned, c.f.Name(), err)
 	}
-	s, err := finishSeal(w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
+	s, err := finishSeal(&w.s.acct, w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
 	if err != nil {
 		w.s.jan.abandon(ab)
 		return Sealed{}, fmt.Errorf("%w: %w", ErrAbandoned, err)
@@ -403,19 +402,23 @@ func (w *Writer) sealLocked(reason string) (Sealed, error) {
 }
 
 // finishSeal writes the final sidecar and renames the data file from its
-// temporary path to its final name; the data file is already synced.
-func finishSeal(dir, name, tmpPath string, m Meta, size int64, reason string, now time.Time) (Sealed, error) {
+// temporary path to its final name (the data file is already synced),
+// syncs the folder, and adds the segment to the ledger acct.
+func finishSeal(acct *ledger, dir, name, tmpPath string, m Meta, size int64, reason string, now time.Time) (Sealed, error) {
 	m.CompressedBytes = size
 	m.Reason = reason
 	m.SealedAt = now.UTC()
-	if err := writeMeta(filepath.Join(dir, name+MetaSuffix), &m); err != nil {
+	metaSize, err := writeMeta(filepath.Join(dir, name+MetaSuffix), &m)
+	if err != nil {
 		return Sealed{}, err
 	}
-	if err := os.Rename(tmpPath, filepath.Join(dir, name)); err != nil {
+	path := filepath.Join(dir, name)
+	if err := os.Rename(tmpPath, path); err != nil {
 		return Sealed{}, fmt.Errorf("segment: seal: %w", err)
 	}
+	acct.add(dir, path, size+metaSize)
 	if err := syncDir(dir); err != nil {
 		return Sealed{}, err
 	}
-	return Sealed{Dir: dir, Name: name, Meta: m}, nil
+	return Sealed{Dir: dir, Name: name, Meta: m, acct: acct}, nil
 }
