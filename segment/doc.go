@@ -108,11 +108,13 @@
 // # Concurrency
 //
 // All exported methods are safe for concurrent use. The Spool is made of
-// parts that each own their data and their lock; no lock is held while
-// taking another, except that Writer.mu is held while calling into the
-// encoder pool, the sequence counter, the ledger and the janitor's
-// abandoned list, and Spool.mu while creating or removing a container
-// folder.
+// parts that each own their data and their lock. Locks nest in one order
+// only: janitor.visitMu, held for a whole visit, may be held while taking
+// Spool.mu (to remove a folder) or a leaf lock; Writer.mu, held while its
+// segment's file is written, synced and renamed, may be held while taking a
+// leaf lock; Spool.mu, held while a container folder is created or removed,
+// takes no other. The leaf locks (encoderPool.mu, seqCounter.mu, ledger.mu,
+// spaceGate.mu, janitor.mu) never take another lock.
 //
 //   - Spool.mu guards the registry: writers, dirs (container folders in use,
 //     with their reference counts), closed, the lock file and the capacity
