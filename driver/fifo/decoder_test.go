@@ -169,22 +169,31 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// TestDecodeFrameTooLarge checks that a refused length prefix is not sticky:
+// the decoder resynchronises on the next frame, without reading the claimed
+// payload into memory.
 func TestDecodeFrameTooLarge(t *testing.T) {
+	next := frame(t, entryAt(0, 0, []byte("after")))
 	for _, n := range []uint32{MaxFrameSize + 1, 1<<32 - 1} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			hdr := binary.BigEndian.AppendUint32(nil, n)
-			// The claimed payload follows but must never be read.
-			cr := &countingReader{r: io.MultiReader(bytes.NewReader(hdr), strings.NewReader(strings.Repeat("a", 64)))}
-			d := NewDecoder(iotest.OneByteReader(cr), 16)
+			claimed := strings.Repeat("a", 64) // part of the claimed payload
+			in := append(append(hdr, claimed...), next...)
+			d := NewDecoderOptions(iotest.OneByteReader(bytes.NewReader(in)), Options{BufSize: 16, Now: testNow})
 			var e logentry.LogEntry
-			for i := 0; i < 3; i++ { // sticky
-				err := d.Decode(&e)
-				if !errors.Is(err, ErrFrameTooLarge) {
-					t.Fatalf("call %d: Decode = %v, want ErrFrameTooLarge", i, err)
-				}
+			err := d.Decode(&e)
+			var se *SkipError
+			if !errors.Is(err, ErrFrameTooLarge) || !errors.As(err, &se) || se.Bytes != int64(4+len(claimed)) {
+				t.Fatalf("Decode = %v, want a SkipError of %d bytes caused by ErrFrameTooLarge", err, 4+len(claimed))
 			}
-			if cr.n > 4 {
-				t.Errorf("read %d bytes, want only the 4-byte header", cr.n)
+			if err := d.Decode(&e); err != nil || string(e.Line) != "after" {
+				t.Fatalf("frame after the refused one: %v %q", err, e.Line)
+			}
+			if err := d.Decode(&e); err != io.EOF {
+				t.Fatalf("Decode = %v, want io.EOF", err)
+			}
+			if len(d.buf) > 2*len(in) { // in proportion to the data, not to n
+				t.Errorf("buffer grew to %d bytes for %d bytes of data", len(d.buf), len(in))
 			}
 		})
 	}
@@ -222,8 +231,9 @@ func TestDecodeTruncated(t *testing.T) {
 					t.Fatal(err)
 				}
 				err := d.Decode(&e)
-				if !errors.Is(err, ErrTruncated) || !errors.Is(err, io.ErrUnexpectedEOF) {
-					t.Fatalf("Decode = %v, want ErrTruncated and io.ErrUnexpectedEOF", err)
+				var se *SkipError
+				if !errors.Is(err, ErrTruncated) || !errors.Is(err, io.ErrUnexpectedEOF) || !errors.As(err, &se) || se.Bytes != int64(cut) {
+					t.Fatalf("Decode = %v, want ErrTruncated and io.ErrUnexpectedEOF in a SkipError of %d bytes", err, cut)
 				}
 				if err := d.Decode(&e); err != io.EOF {
 					t.Fatalf("Decode after truncation = %v, want io.EOF", err)
@@ -246,7 +256,9 @@ func TestDecodeCorrupt(t *testing.T) {
 		"unclosed group":   {0x33},          // field 6 start group, never ended
 		"fixed64 too long": {0x31, 1, 2, 3}, // field 6 fixed64 with 3 bytes
 	}
-	next := frame(t, &logentry.LogEntry{Source: "stderr", Line: []byte("after")})
+	// A corrupt payload makes the decoder resynchronise, so the next frame
+	// must pass the resync rules (source, time).
+	next := frame(t, &logentry.LogEntry{Source: "stderr", TimeNano: baseTime.UnixNano(), Line: []byte("after")})
 	for name, payload := range cases {
 		t.Run(name, func(t *testing.T) {
 			var ref logentry.LogEntry
@@ -254,10 +266,11 @@ func TestDecodeCorrupt(t *testing.T) {
 				t.Fatalf("gogo accepts %x; test case is wrong", payload)
 			}
 			for _, bufSize := range []int{0, 16} {
-				d := NewDecoder(bytes.NewReader(append(rawFrame(payload), next...)), bufSize)
+				d := NewDecoderOptions(bytes.NewReader(append(rawFrame(payload), next...)), Options{BufSize: bufSize, Now: testNow})
 				var e logentry.LogEntry
-				if err := d.Decode(&e); !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Decode = %v, want ErrCorrupt", err)
+				var se *SkipError
+				if err := d.Decode(&e); !errors.Is(err, ErrCorrupt) || !errors.As(err, &se) || se.Bytes != int64(4+len(payload)) {
+					t.Fatalf("Decode = %v, want ErrCorrupt in a SkipError of %d bytes", err, 4+len(payload))
 				}
 				if err := d.Decode(&e); err != nil || string(e.Line) != "after" {
 					t.Fatalf("frame after corrupt one: %v %q", err, e.Line)
@@ -308,8 +321,8 @@ func TestDecodeMetadataMerges(t *testing.T) {
 }
 
 // TestDecodeTerminates guards against endless loops: on any input a caller
-// that stops at EOF, ErrTruncated and ErrFrameTooLarge (and continues after
-// ErrCorrupt) finishes within one call per input byte.
+// that stops at io.EOF or another error (and continues after a frame or a
+// SkipError) finishes within one call per input byte.
 func TestDecodeTerminates(t *testing.T) {
 	inputs := [][]byte{
 		nil,
@@ -338,7 +351,7 @@ func drain(d *Decoder) int {
 			panic("decoder does not terminate")
 		}
 		err := d.Decode(&e)
-		if err == nil || errors.Is(err, ErrCorrupt) {
+		if err == nil || errors.Is(err, ErrSkipped) {
 			continue
 		}
 		return n
@@ -440,5 +453,28 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkResyncSearch measures the search through log text that holds no
+// frame (a re-attach in the middle of a long line), then the frame after it.
+func BenchmarkResyncSearch(b *testing.B) {
+	garbage := bytes.Repeat([]byte(`{"level":"info","msg":"a long line cut by a crash"} `), 1300) // ~64 KiB
+	in := append(garbage, frame(b, entryAt(0, 0, []byte("next")))...)
+	var rd bytes.Reader
+	d := NewDecoderOptions(nil, Options{BufSize: 64 << 10, Now: testNow})
+	var e logentry.LogEntry
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(in)
+		d.Reset(&rd)
+		d.Resync()
+		if err := d.Decode(&e); !errors.Is(err, ErrSkipped) {
+			b.Fatal(err)
+		}
+		if err := d.Decode(&e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

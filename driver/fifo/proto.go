@@ -256,3 +256,74 @@ func (d *Decoder) internSource(b []byte) string {
 	d.lastSource = string(b)
 	return d.lastSource
 }
+
+// walk checks the fields of an n-byte LogEntry payload of which only the
+// prefix p has arrived (len(p) < n), from payload offset i on, depth groups
+// deep. It returns the offset of the first field it has not checked yet
+// (possibly beyond p, after a length-delimited field whose contents have not
+// all arrived), the group depth there, and whether a field already makes the
+// payload invalid. It is conservative: it reports invalid only what
+// unmarshal rejects whatever the remaining bytes are (same tag, wire type and
+// length checks, gogo's group semantics as in skip), and leaves the contents
+// of length-delimited fields (metadata) to unmarshal.
+func walk(p []byte, n, i, depth int) (int, int, bool) {
+	for i < len(p) {
+		wire, j, err := varint(p, i)
+		if err != nil {
+			return i, depth, err != errShort
+		}
+		wt := int(wire & 7)
+		if depth == 0 { // a field of the LogEntry: the checks of field and unmarshal
+			num := int32(wire >> 3)
+			if wt == 4 || num <= 0 {
+				return i, depth, true
+			}
+			switch num {
+			case 2, 4:
+				if wt != 0 {
+					return i, depth, true
+				}
+			case 1, 3, 5:
+				if wt != 2 {
+					return i, depth, true
+				}
+			}
+		}
+		switch wt {
+		case 0:
+			_, k, err := varint(p, j)
+			if err != nil {
+				return i, depth, err != errShort
+			}
+			i = k
+		case 1:
+			if j+8 > n {
+				return i, depth, true
+			}
+			i = j + 8
+		case 2:
+			l, k, err := varint(p, j)
+			if err != nil {
+				return i, depth, err != errShort
+			}
+			if l > uint64(n-k) {
+				return i, depth, true
+			}
+			i = k + int(l)
+		case 3:
+			depth++
+			i = j
+		case 4: // depth > 0 here
+			depth--
+			i = j
+		case 5:
+			if j+4 > n {
+				return i, depth, true
+			}
+			i = j + 4
+		default:
+			return i, depth, true
+		}
+	}
+	return i, depth, false
+}

@@ -1,0 +1,8 @@
+//go:build !race
+
+package fifo
+
+const (
+	raceEnabled       = false
+	sweepStrideFactor = 1
+)
