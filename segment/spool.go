@@ -426,9 +426,11 @@ func (s *Spool) pruneDir(dir string) bool {
 
 // removeLeftovers deletes what an otherwise empty container folder may
 // hold: a legacy seq file (the spool-wide counter is above it since Open),
-// sidecars whose data file is gone (an interrupted removal) and temporary
-// files. It deletes nothing and returns false when the folder holds a
-// segment (sealed or in progress) or anything it does not know.
+// sidecars whose data file is gone (an interrupted removal) and their
+// temporary files. It deletes nothing and returns false when the folder
+// holds a segment (sealed or in progress), a segment being repaired (whose
+// in-progress file may already be quarantined), or anything it does not
+// know.
 func removeLeftovers(dir string) bool {
 	files, err := os.ReadDir(dir)
 	if err != nil {
@@ -437,7 +439,7 @@ func removeLeftovers(dir string) bool {
 	for _, f := range files {
 		n := f.Name()
 		known := n == legacySeqFile || strings.HasSuffix(n, MetaSuffix) ||
-			strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, recoverSuffix)
+			strings.HasSuffix(n, MetaSuffix+".tmp") || n == legacySeqFile+".tmp"
 		if f.IsDir() || !known {
 			return false
 		}

@@ -333,3 +333,26 @@ func TestPruneRacesWithNewWriters(t *testing.T) {
 		t.Fatal("the janitor never removed the folder while Writers came and went")
 	}
 }
+
+// TestPruneKeepsRepairInProgress: a folder holding what a repair writes
+// after moving a corrupt in-progress file to quarantine (the sidecar and
+// the ".recover" file about to become the sealed segment) is not removed;
+// one holding only leftovers of an interrupted removal is.
+func TestPruneKeepsRepairInProgress(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	dir := filepath.Join(h.root, testCID)
+	os.MkdirAll(dir, 0o700)
+	name := fileName(9)
+	os.WriteFile(filepath.Join(dir, name+MetaSuffix), []byte("{}"), 0o600)
+	os.WriteFile(filepath.Join(dir, name+recoverSuffix), []byte("x"), 0o600)
+	if h.spool.pruneDir(dir) {
+		t.Fatal("folder with a repair in progress removed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, name+recoverSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, name+recoverSuffix))
+	if !h.spool.pruneDir(dir) {
+		t.Fatal("folder holding only an orphan sidecar kept")
+	}
+}
