@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -53,6 +54,9 @@ type Config struct {
 	DefaultRegion string
 	// Logger receives the plugin's own logs. Default slog.Default().
 	Logger *slog.Logger
+	// AllowedEndpoints restricts the endpoint log-opt (plugin setting
+	// ALLOWED_ENDPOINTS). The zero value allows any endpoint.
+	AllowedEndpoints logopt.EndpointPolicy
 }
 
 // Driver serves the logging-driver protocol. Its methods are safe for
@@ -67,7 +71,13 @@ type Driver struct {
 	streams map[string]*stream // by FIFO path
 	shut    bool
 
-	wg sync.WaitGroup // one per reader goroutine
+	wg sync.WaitGroup // one per reader goroutine and re-attach retry
+
+	// devNull takes the bytes a stream consumes from its FIFO (splice);
+	// nil when /dev/null cannot be opened. Open for the Driver's life.
+	devNull *os.File
+	// stop is closed by Shutdown; re-attach retries watch it.
+	stop chan struct{}
 }
 
 // New returns a Driver. It creates StateDir.
@@ -87,7 +97,13 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("driver: create state folder: %w", err)
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger, streams: make(map[string]*stream)}, nil
+	d := &Driver{cfg: cfg, log: cfg.Logger, streams: make(map[string]*stream), stop: make(chan struct{})}
+	if f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+		d.devNull = f
+	} else {
+		d.log.Warn("cannot open /dev/null; stored FIFO bytes are consumed with read(2)", "err", err)
+	}
+	return d, nil
 }
 
 // StartLogging validates the log-opts, opens the FIFO, saves the stream for
@@ -104,6 +120,9 @@ func (d *Driver) StartLogging(file string, info Info) error {
 	if err != nil {
 		return err
 	}
+	if err := d.cfg.AllowedEndpoints.Check(opts); err != nil {
+		return err
+	}
 	saved := savedStream{
 		File:          file,
 		Config:        info.Config,
@@ -114,7 +133,7 @@ func (d *Driver) StartLogging(file string, info Info) error {
 		DaemonName:    info.DaemonName,
 		Attrs:         opts.Attrs(info.ContainerLabels, info.ContainerEnv),
 	}
-	return d.start(saved, opts, true)
+	return d.start(saved, opts, true, nil)
 }
 
 // checkFile accepts only FIFOs directly inside FIFODir.
@@ -125,8 +144,10 @@ func (d *Driver) checkFile(file string) error {
 	return nil
 }
 
-// start registers a stream, opens its FIFO, persists it and starts its reader.
-func (d *Driver) start(saved savedStream, opts *logopt.Options, persist bool) error {
+// start registers a stream, opens its FIFO, persists it (at StartLogging)
+// and starts its reader. tail, for a re-attached stream, is the end of
+// what the repaired segment stored, for deduplication.
+func (d *Driver) start(saved savedStream, opts *logopt.Options, persist bool, tail [][]byte) error {
 	d.mu.Lock()
 	if d.shut {
 		d.mu.Unlock()
@@ -146,8 +167,17 @@ func (d *Driver) start(saved savedStream, opts *logopt.Options, persist bool) er
 		// Shutdown began while the stream was being opened: it must not
 		// start after Shutdown collected the streams to wait for.
 		s.fifo.Close()
+		if c, ok := s.src.(io.Closer); ok {
+			c.Close()
+		}
 		s.w.Close(segment.ReasonShutdown)
 		err = ErrShutdown
+	}
+	if err == nil {
+		s.reattached = !persist
+		if len(tail) > 0 {
+			s.dedup = &deduper{tail: tail}
+		}
 	}
 	if err != nil {
 		delete(d.streams, saved.File)
@@ -183,10 +213,29 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 	// read sees EOF only once Docker has closed it and the pipe is drained.
 	f, err := os.OpenFile(saved.File, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		d.forget(saved.File)
+		if persist {
+			d.forget(saved.File)
+		}
 		return nil, fmt.Errorf("driver: open FIFO: %w", err)
 	}
 	growPipe(f)
+	cid := saved.ContainerID
+	st := &stream{
+		file:   saved.File,
+		fifo:   f,
+		attrs:  attrs,
+		log:    d.log.With("container", shortID(cid), "name", strings.TrimPrefix(saved.ContainerName, "/")),
+		forget: func() { d.forget(saved.File) },
+	}
+	if ps, err := newPeekSource(f, d.devNull); err == nil {
+		st.src = ps
+	} else {
+		st.log.Warn("FIFO cannot be read without consuming it; a crash may lose the bytes of one read", "file", saved.File, "err", err)
+		st.src = &plainSource{r: f, f: f}
+	}
+	if opts == nil {
+		return st, nil // read and counted, not stored (see savedOptions)
+	}
 	region := opts.Region
 	if region == "" {
 		region = d.cfg.DefaultRegion
@@ -200,7 +249,6 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 		Hostname:      d.cfg.Hostname,
 	}
 	prefix := opts.Prefix
-	cid := saved.ContainerID
 	w, err := d.cfg.Spool.NewWriter(segment.WriterOptions{
 		Container: segment.Container{ID: cid, Name: saved.ContainerName, ImageName: saved.ImageName, ImageID: saved.ImageID},
 		Destination: segment.Destination{
@@ -221,23 +269,22 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 		OnSeal: func(s segment.Sealed) {
 			d.log.Debug("segment sealed", "container", shortID(cid), "key", s.Meta.Key,
 				"records", s.Meta.Records, "bytes", s.Meta.CompressedBytes, "reason", s.Meta.Reason)
+			st.seals.Add(1)
 			d.cfg.Uploader.Enqueue(s, s.Meta.Reason == segment.ReasonStop)
 		},
 	})
 	if err != nil {
+		if c, ok := st.src.(io.Closer); ok {
+			c.Close()
+		}
 		f.Close()
-		d.forget(saved.File)
+		if persist {
+			d.forget(saved.File)
+		}
 		return nil, err
 	}
-	return &stream{
-		file:   saved.File,
-		fifo:   f,
-		src:    f,
-		w:      w,
-		attrs:  attrs,
-		log:    d.log.With("container", shortID(cid), "name", strings.TrimPrefix(saved.ContainerName, "/")),
-		forget: func() { d.forget(saved.File) },
-	}, nil
+	st.w = w
+	return st, nil
 }
 
 // StopLogging tells the Driver that Docker is done with a FIFO. It never
@@ -250,18 +297,29 @@ func (d *Driver) StopLogging(file string) {
 		d.log.Debug("StopLogging for an unknown FIFO", "file", file)
 		return
 	}
+	s.stopRequested.Store(true)
 	s.log.Debug("StopLogging: reading on to EOF", "file", file)
 }
 
-// Reattach re-opens the FIFOs saved by earlier StartLogging calls whose
-// streams did not reach EOF (the plugin was killed or upgraded). Saved FIFOs
-// that no longer exist are forgotten. It returns how many streams it resumed.
-func (d *Driver) Reattach() (int, error) {
+// SavedContainers returns the container ids of the streams saved for
+// Reattach, so that their segments can be repaired first at start-up.
+func (d *Driver) SavedContainers() []string {
+	saved, _ := d.loadSaved()
+	ids := make([]string, 0, len(saved))
+	for _, s := range saved {
+		ids = append(ids, s.ContainerID)
+	}
+	return ids
+}
+
+// loadSaved reads every saved stream; unreadable files are removed and
+// reported.
+func (d *Driver) loadSaved() ([]savedStream, error) {
 	entries, err := os.ReadDir(d.cfg.StateDir)
 	if err != nil {
-		return 0, fmt.Errorf("driver: reattach: %w", err)
+		return nil, fmt.Errorf("driver: reattach: %w", err)
 	}
-	n := 0
+	var out []savedStream
 	var errs []error
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".json") {
@@ -278,35 +336,162 @@ func (d *Driver) Reattach() (int, error) {
 			os.Remove(path)
 			continue
 		}
-		if _, err := os.Stat(saved.File); err != nil {
-			d.log.Info("saved stream's FIFO is gone", "file", saved.File)
-			os.Remove(path)
+		out = append(out, saved)
+	}
+	return out, errors.Join(errs...)
+}
+
+// Reattach re-opens the FIFOs saved by earlier StartLogging calls whose
+// streams did not reach EOF (the plugin was killed or upgraded). Saved FIFOs
+// that no longer exist are forgotten. tail, when not nil, returns the last
+// records that the repaired segment of a container stored, so that the
+// records its FIFO repeats are not stored twice.
+//
+// No FIFO is left unread: a re-attach that fails (say the FIFO cannot be
+// opened) is retried with backoff until it works, the FIFO disappears or
+// Shutdown; saved options that no longer validate (a stricter version) are
+// replaced by their defaults, and a stream without a usable bucket is read
+// and counted but not stored. Each such case is logged at error level. It
+// returns how many streams it resumed at once.
+func (d *Driver) Reattach(tail func(containerID string) [][]byte) (int, error) {
+	saved, err := d.loadSaved()
+	n := 0
+	errs := []error{err}
+	for _, sv := range saved {
+		if _, err := os.Stat(sv.File); errors.Is(err, os.ErrNotExist) {
+			d.log.Info("saved stream's FIFO is gone", "file", sv.File)
+			d.forget(sv.File)
 			continue
 		}
-		opts, err := logopt.Parse(saved.Config)
-		if err == nil {
-			err = d.checkFile(saved.File)
-		}
-		if err == nil {
-			err = d.start(saved, opts, false)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("driver: reattach %s: %w", saved.File, err))
-			os.Remove(path)
+		if err := d.checkFile(sv.File); err != nil {
+			errs = append(errs, fmt.Errorf("driver: reattach %s: %w", sv.File, err))
+			d.forget(sv.File)
 			continue
 		}
-		d.log.Info("re-attached to FIFO", "container", shortID(saved.ContainerID), "file", saved.File)
+		opts := d.savedOptions(sv)
+		var t [][]byte
+		if tail != nil {
+			t = tail(sv.ContainerID)
+		}
+		if err := d.start(sv, opts, false, t); err != nil {
+			if errors.Is(err, ErrShutdown) || errors.Is(err, ErrDuplicate) {
+				continue
+			}
+			d.log.Error("re-attaching to FIFO failed; retrying", "container", shortID(sv.ContainerID), "file", sv.File, "err", err)
+			d.retryReattach(sv, opts, t)
+			continue
+		}
+		d.log.Info("re-attached to FIFO", "container", shortID(sv.ContainerID), "file", sv.File, "dedup_tail", len(t))
 		n++
 	}
 	return n, errors.Join(errs...)
 }
 
-// Shutdown stops accepting streams, closes every FIFO (what is still in a
-// pipe stays there for the next start's Reattach), seals the open segments
-// and waits for the readers until ctx ends. Saved streams are kept.
+// savedOptions parses a saved stream's log-opts. Options that no longer
+// validate fall back to their defaults; nil means even that failed (no
+// usable bucket), and the stream is then read and counted only.
+func (d *Driver) savedOptions(sv savedStream) *logopt.Options {
+	opts, err := logopt.Parse(sv.Config)
+	if err == nil {
+		if perr := d.cfg.AllowedEndpoints.Check(opts); perr != nil {
+			d.log.Error("saved stream's endpoint is no longer allowed (ALLOWED_ENDPOINTS): the FIFO is read so the container never blocks, and its records are counted but NOT stored",
+				"container", shortID(sv.ContainerID), "file", sv.File, "err", perr)
+			return nil
+		}
+		return opts
+	}
+	kept := make(map[string]string, len(sv.Config))
+	for k, v := range sv.Config {
+		kept[k] = v
+	}
+	for _, e := range flatten(err) {
+		var oe *logopt.Error
+		if errors.As(e, &oe) {
+			delete(kept, oe.Option)
+		}
+	}
+	opts, err2 := logopt.Parse(kept)
+	if err2 != nil {
+		d.log.Error("saved log-opts no longer validate and no usable destination is left: the FIFO is read so the container never blocks, and its records are counted but NOT stored",
+			"container", shortID(sv.ContainerID), "file", sv.File, "err", err)
+		return nil
+	}
+	d.log.Error("saved log-opts no longer validate: storing with the default for each refused option",
+		"container", shortID(sv.ContainerID), "file", sv.File, "err", err)
+	return opts
+}
+
+// flatten lists the errors joined in err (or err itself).
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// Bounds of the re-attach retry backoff.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 30 * time.Second
+)
+
+// retryReattach retries a failed re-attach in its own goroutine, with
+// exponential backoff, until it works, the FIFO is gone or Shutdown.
+func (d *Driver) retryReattach(sv savedStream, opts *logopt.Options, tail [][]byte) {
+	d.mu.Lock()
+	if d.shut {
+		d.mu.Unlock()
+		return
+	}
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		delay := retryFirst
+		for attempt := 1; ; attempt++ {
+			select {
+			case <-d.stop:
+				return
+			case <-time.After(delay):
+			}
+			if _, err := os.Stat(sv.File); errors.Is(err, os.ErrNotExist) {
+				d.log.Error("gave up re-attaching: the FIFO is gone", "container", shortID(sv.ContainerID), "file", sv.File, "attempts", attempt)
+				d.forget(sv.File)
+				return
+			}
+			err := d.start(sv, opts, false, tail)
+			if err == nil {
+				d.log.Info("re-attached to FIFO", "container", shortID(sv.ContainerID), "file", sv.File, "attempts", attempt)
+				return
+			}
+			if errors.Is(err, ErrShutdown) || errors.Is(err, ErrDuplicate) {
+				return
+			}
+			delay = min(2*delay, retryMax)
+			d.log.Error("re-attaching to FIFO failed; retrying", "container", shortID(sv.ContainerID), "file", sv.File,
+				"attempts", attempt, "retry_in", delay, "err", err)
+		}
+	}()
+}
+
+// Shutdown stops accepting streams and ends every stream at a frame
+// boundary, sealing its segment: a stream whose container stopped
+// (StopLogging arrived, or its FIFO is already deleted) first reads on to
+// EOF, since Docker has let go of its pipe and nothing read later would
+// survive; the others end at once and what they did not store stays in
+// their FIFO for the next start's Reattach. When ctx ends first, the streams
+// still reading are cut too. Shutdown returns once every stream ended.
+// Saved streams of interrupted streams are kept.
 func (d *Driver) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
-	d.shut = true
+	if !d.shut {
+		d.shut = true
+		close(d.stop)
+	}
 	var ss []*stream
 	for _, s := range d.streams {
 		if s != nil {
@@ -314,8 +499,13 @@ func (d *Driver) Shutdown(ctx context.Context) error {
 		}
 	}
 	d.mu.Unlock()
+	reading := 0
 	for _, s := range ss {
-		s.shutdown()
+		if s.stopRequested.Load() || fifoGone(s.file) {
+			reading++
+			continue
+		}
+		s.interrupt()
 	}
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
@@ -323,8 +513,23 @@ func (d *Driver) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("driver: shutdown: %w", ctx.Err())
 	}
+	cut := 0
+	for _, s := range ss {
+		if !s.interrupted.Load() {
+			cut++
+			s.interrupt()
+		}
+	}
+	<-done
+	return fmt.Errorf("driver: shutdown: %d stream(s) of stopped containers had not reached EOF and were cut: %w", cut, ctx.Err())
+}
+
+// fifoGone reports whether a FIFO was deleted (Docker deletes it after
+// StopLogging).
+func fifoGone(file string) bool {
+	_, err := os.Stat(file)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // Streams returns the number of live streams.
@@ -378,11 +583,16 @@ func (d *Driver) forget(file string) {
 // a short stall of the reader, such as the fsync when a segment is sealed.
 const pipeSize = 1 << 20
 
+// fcntl commands missing from package syscall.
+const (
+	fSetPipeSz = 1031 // F_SETPIPE_SZ
+	fGetPipeSz = 1032 // F_GETPIPE_SZ
+)
+
 // growPipe enlarges a FIFO's buffer (F_SETPIPE_SZ); failure is harmless. It
 // goes through SyscallConn because File.Fd would switch the FIFO back to
 // blocking mode and take it out of Go's poller.
 func growPipe(f *os.File) {
-	const fSetPipeSz = 1031 // F_SETPIPE_SZ, not in package syscall
 	if rc, err := f.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) {
 			syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSz, pipeSize)

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/s3logs/s3logs/driver/logentry"
+	"github.com/s3logs/s3logs/driver/logopt"
 	"github.com/s3logs/s3logs/segment"
 )
 
@@ -311,12 +312,15 @@ func TestReattachAfterCrash(t *testing.T) {
 	if err := e.d.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
+	e.spool.Close() // the spool's lock goes with the old process
 	e.openDriver(filepath.Join(filepath.Dir(e.state), "segments"))
-	n, err := e.d.Reattach()
+	n, err := e.d.Reattach(nil)
 	if err != nil || n != 1 {
 		t.Fatalf("Reattach = %d, %v", n, err)
 	}
-	w.Write(frame(t, &logentry.LogEntry{Source: "stdout", TimeNano: 1, Line: []byte("after restart")}))
+	// A re-attached FIFO is read in resync mode, which takes only frames
+	// with a plausible (recent) timestamp, as Docker writes them.
+	w.Write(frame(t, &logentry.LogEntry{Source: "stdout", TimeNano: time.Now().UnixNano(), Line: []byte("after restart")}))
 	w.Close()
 	seals := e.q.wait(t, 1)
 	recs := readSegment(t, seals[len(seals)-1])
@@ -417,5 +421,59 @@ func TestPipeIsGrown(t *testing.T) {
 	}
 	if size < pipeSize {
 		t.Fatalf("pipe size %d, want %d", size, pipeSize)
+	}
+}
+
+// TestAllowedEndpoints: with ALLOWED_ENDPOINTS set, StartLogging refuses
+// an endpoint the setting does not allow, naming the option, and accepts
+// an allowed one; a saved stream whose endpoint is no longer allowed is
+// still read (the container never blocks) but nothing is stored.
+func TestAllowedEndpoints(t *testing.T) {
+	e := newEnv(t)
+	pol, err := logopt.ParseEndpointPolicy("minio.internal:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.d.cfg.AllowedEndpoints = pol
+	path, w := e.fifo("c1")
+	defer w.Close()
+	err = e.d.StartLogging(path, info(map[string]string{"bucket": "logs", "endpoint": "http://10.1.2.3:9000"}))
+	if !errors.Is(err, logopt.ErrNotAllowed) || !strings.Contains(err.Error(), "endpoint") {
+		t.Fatalf("disallowed endpoint: %v", err)
+	}
+	if err := e.d.StartLogging(path, info(map[string]string{"bucket": "logs", "endpoint": "http://minio.internal:9000"})); err != nil {
+		t.Fatalf("allowed endpoint refused: %v", err)
+	}
+	// The admin tightens the setting; the plugin restarts.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root := e.spool.Root()
+	e.spool.Close()
+	e.openDriver(root)
+	none, _ := logopt.ParseEndpointPolicy("none")
+	e.d.cfg.AllowedEndpoints = none
+	if n, err := e.d.Reattach(nil); err != nil || n != 1 {
+		t.Fatalf("Reattach = %d, %v", n, err)
+	}
+	// The writer is never blocked: 4 MiB go through a 1 MiB pipe.
+	done := make(chan error, 1)
+	go writeLines(t, w, 0, 200_000, done)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("writer blocked on a stream whose endpoint is no longer allowed")
+	}
+	w.Close()
+	waitFor(t, func() bool { return e.d.Streams() == 0 })
+	e.q.mu.Lock()
+	defer e.q.mu.Unlock()
+	if len(e.q.sealed) != 0 {
+		t.Errorf("%d segments stored for a disallowed endpoint", len(e.q.sealed))
 	}
 }

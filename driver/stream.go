@@ -15,109 +15,307 @@ import (
 	"github.com/s3logs/s3logs/segment"
 )
 
-// readBufSize is the FIFO read buffer of a stream. A pipe holds 64 KiB, so a
-// larger buffer would not make reads bigger, only idle streams heavier;
-// frames larger than the buffer are assembled by the decoder.
+// readBufSize is the decoder's buffer: the most a stream takes from its
+// FIFO at once. Frames larger than the buffer are assembled by the decoder.
 const readBufSize = 64 << 10
 
+// Holding partial lines. The pieces of a line longer than 16 KiB stay
+// uncommitted in the FIFO until the line's last piece is stored, so a crash
+// cannot lose them; a chain is written out early, as records without a
+// newline, once its pieces take more than holdLimit bytes of the FIFO (which
+// must keep room for Docker's writes) or once it waited holdTimeout for its
+// next piece.
+const (
+	holdLimit   = 256 << 10
+	holdTimeout = time.Second
+)
+
+// releaseTimeout is how long bytes of an incomplete frame may wait in the
+// FIFO for the rest of their frame before the stream takes them anyway.
+const releaseTimeout = 2 * time.Second
+
 // stream is one FIFO and the segment writer its records go to. Only its
-// reader goroutine (run) touches its fields, except shutdown.
+// reader goroutine (run) touches its fields, except the atomics and the
+// methods documented as safe from other goroutines (stop, interrupt).
 type stream struct {
-	file   string
-	fifo   *os.File  // closed at the end of run and by shutdown
-	src    io.Reader // what run reads: fifo, or recorded bytes in benchmarks
-	w      *segment.Writer
-	attrs  []byte
-	log    *slog.Logger
-	forget func()
+	file string
+	fifo *os.File    // closed at the end of run; nil in benchmarks
+	src  frameSource // what run reads
+	// w stores the records; nil for a re-attached stream whose saved
+	// options left no usable destination: its records are only counted.
+	w         *segment.Writer
+	discarded int64 // records counted, not stored, when w is nil
+	attrs     []byte
+	log       *slog.Logger
+	forget    func()
+	// reattached: the stream was resumed after a restart, so its first
+	// frame may start anywhere and the decoder resynchronises first.
+	reattached bool
+	// dedup, when set, drops the records at the head of a re-attached FIFO
+	// that the repaired segment already holds.
+	dedup *deduper
 
-	stopping   atomic.Bool // set by shutdown: the FIFO was closed on purpose
-	buf        []byte      // the JSON line being built; reused
-	appendErrs int         // consecutive Append failures, for log throttling
+	stopRequested atomic.Bool   // StopLogging arrived: Docker is done writing
+	interrupted   atomic.Bool   // set by interrupt: end at a frame boundary
+	seals         atomic.Uint64 // segments sealed by w (any goroutine)
+
+	dec       *fifo.Decoder
+	asm       *record.Assembler
+	committed int64     // FIFO bytes consumed (stored or released)
+	holdFrom  int64     // FIFO offset of the first held frame, -1 if none
+	holdSince time.Time // when the first held frame arrived
+	idleSince time.Time // first errIdle of the current idle spell
+	sealsSeen uint64
+
+	buf        []byte // the JSON line being built; reused
+	appendErrs int    // consecutive Append failures, for log throttling
+	skipped    int64  // FIFO bytes skipped to resynchronise
 }
 
-// flushingReader flushes the segment writer before every read of the FIFO,
-// so everything decoded from earlier reads reaches the file before the
-// reader can block, and a crash loses at most one read's worth.
-type flushingReader struct {
-	r     io.Reader
-	flush func()
+// hookReader runs the stream's store-then-commit step before every read
+// of the FIFO, so everything decoded from earlier reads reaches the segment
+// file, and leaves the FIFO, before the reader can block.
+type hookReader struct{ s *stream }
+
+func (h hookReader) Read(p []byte) (int, error) {
+	h.s.beforeRead()
+	return h.s.src.Read(p)
 }
 
-func (f flushingReader) Read(p []byte) (int, error) {
-	f.flush()
-	return f.r.Read(p)
-}
-
-// run reads the FIFO to EOF (or until shutdown or a corrupt frame), then
-// seals the segment. It is the stream's only goroutine.
+// run reads the FIFO to EOF or until interrupted, then seals the segment.
+// It is the stream's only goroutine.
 func (s *stream) run() {
-	dec := fifo.NewDecoder(flushingReader{r: s.src, flush: s.flush}, readBufSize)
-	asm := record.NewAssembler()
+	s.holdFrom = -1
+	s.dec = fifo.NewDecoderOptions(hookReader{s}, fifo.Options{BufSize: readBufSize, Resync: s.reattached})
+	s.asm = record.NewAssembler()
 	var e logentry.LogEntry
 	var err error
-	corrupt := 0
 	for {
-		err = dec.Decode(&e)
-		if errors.Is(err, fifo.ErrCorrupt) {
-			// One bad payload; the framing is intact, so read on.
-			if corrupt++; corrupt == 1 || corrupt%1000 == 0 {
-				s.log.Error("skipping a log entry that does not decode", "file", s.file, "err", err, "skipped_so_far", corrupt)
-			}
-			continue
-		}
+		start := s.dec.Offset()
+		err = s.dec.Decode(&e)
 		if err != nil {
+			if s.recoverable(err) {
+				continue
+			}
 			break
 		}
-		if err = asm.Add(&e, s.emit); err != nil {
+		s.idleSince = time.Time{}
+		if err = s.asm.Add(&e, s.emit); err != nil {
 			break
+		}
+		switch {
+		case !s.asm.Pending():
+			s.holdFrom = -1
+		case s.holdFrom < 0:
+			s.holdFrom, s.holdSince = start, time.Now()
+		}
+		if n := s.seals.Load(); n != s.sealsSeen {
+			// A sealed segment is durable: consume its frames now, so
+			// a crash cannot make the FIFO repeat what it holds.
+			s.sealsSeen = n
+			s.store()
 		}
 	}
-	shutdown := s.stopping.Load()
+	interrupted := s.interrupted.Load()
 	switch {
 	case errors.Is(err, io.EOF):
-	case shutdown && errors.Is(err, os.ErrClosed):
+	case interrupted && (errors.Is(err, errInterrupted) || errors.Is(err, os.ErrClosed)):
 	default:
-		// A corrupt frame. Keep draining so the container never blocks on a
-		// full pipe, but stop decoding: the framing is lost.
-		s.log.Error("corrupt log stream; discarding the rest of it", "file", s.file, "err", err)
-		if n, derr := io.Copy(io.Discard, s.src); derr != nil && !s.stopping.Load() {
-			s.log.Error("draining FIFO", "err", derr, "discarded_bytes", n)
-		} else {
-			s.log.Error("discarded the rest of a corrupt log stream", "discarded_bytes", n)
+		s.log.Error("reading log stream failed; draining the rest so the container never blocks", "file", s.file, "err", err)
+		n, derr := drain(s.src)
+		s.log.Error("discarded the rest of a log stream", "discarded_bytes", n, "err", derr)
+	}
+	if !interrupted {
+		// The stream is over: whatever partial line is pending is all
+		// there will be of it.
+		if ferr := s.asm.Flush(s.emit); ferr != nil {
+			s.log.Error("writing the last partial line", "err", ferr)
 		}
+		s.holdFrom = -1
 	}
-	if ferr := asm.Flush(s.emit); ferr != nil {
-		s.log.Error("writing the last partial line", "err", ferr)
-	}
+	s.resolveDedup()
 	if s.appendErrs > 0 {
 		s.reportDropped()
 	}
 	reason := segment.ReasonStop
-	if shutdown {
+	if interrupted {
 		reason = segment.ReasonShutdown
 	}
-	if cerr := s.w.Close(reason); cerr != nil {
+	if s.w == nil {
+		s.log.Error("log stream ended; its records were counted, not stored", "file", s.file, "records", s.discarded)
+	} else if cerr := s.w.Close(reason); cerr != nil {
 		s.log.Error("sealing segment", "err", cerr)
 	}
+	// Sealed: consume what the segment holds. Interrupted, the rest of
+	// the FIFO (a held partial line, unread frames) stays in the pipe for
+	// the next start, starting at a frame boundary.
+	s.commit()
 	if s.fifo != nil {
 		s.fifo.Close()
 	}
-	if !shutdown {
+	if c, ok := s.src.(io.Closer); ok {
+		c.Close()
+	}
+	if !interrupted {
 		s.forget()
 	}
-	s.log.Debug("stream ended", "file", s.file, "shutdown", shutdown)
+	if s.skipped > 0 {
+		s.log.Warn("log stream ended after resynchronising", "file", s.file, "skipped_bytes", s.skipped)
+	}
+	s.log.Debug("stream ended", "file", s.file, "interrupted", interrupted)
 }
 
-// emit encodes one record and appends it to the segment. Errors (a full
-// disk) are logged, throttled, and the record is dropped: the FIFO must keep
-// draining so the container never blocks on logging. A record the segment
-// had accepted before a write error abandoned it is accounted for by the
-// spool's janitor ("records lost to a write error"); the others are counted
-// here and reported as "log records not stored".
+// drain reads and consumes src to EOF (or until interrupted) and returns
+// how many bytes it discarded.
+func drain(src frameSource) (int64, error) {
+	buf := make([]byte, 64<<10)
+	var total int64
+	for {
+		if err := src.Release(); err != nil {
+			return total, err
+		}
+		n, err := src.Read(buf)
+		total += int64(n)
+		switch {
+		case err == nil, errors.Is(err, errIdle), errors.Is(err, errHangup):
+		case errors.Is(err, io.EOF):
+			return total, nil
+		default:
+			return total, err
+		}
+	}
+}
+
+// recoverable handles a Decode error after which decoding goes on: bytes
+// skipped to resynchronise, a corrupt entry, or an idle FIFO.
+func (s *stream) recoverable(err error) bool {
+	var skip *fifo.SkipError
+	switch {
+	case errors.As(err, &skip):
+		s.skipped += skip.Bytes
+		s.log.Warn("skipped bytes of the log stream to find the next frame", "file", s.file,
+			"skipped_bytes", skip.Bytes, "cause", skip.Cause, "skipped_total", s.skipped)
+		return true
+	case errors.Is(err, fifo.ErrCorrupt):
+		s.log.Error("skipping a log entry that does not decode", "file", s.file, "err", err)
+		return true
+	case errors.Is(err, errIdle), errors.Is(err, errHangup):
+		s.idle(errors.Is(err, errHangup))
+		return true
+	}
+	return false
+}
+
+// idle runs when no new byte arrived while some wait uncommitted in the
+// FIFO: a held partial line, or the start of a frame whose rest is late.
+// hangup means Docker closed the FIFO, so nothing more will come.
+func (s *stream) idle(hangup bool) {
+	now := time.Now()
+	if s.idleSince.IsZero() {
+		s.idleSince = now
+	}
+	if s.holdFrom >= 0 && (hangup || now.Sub(s.holdSince) >= holdTimeout) {
+		s.emitPending()
+	}
+	s.store()
+	if s.src.Uncommitted() > 0 && (hangup || now.Sub(s.idleSince) >= releaseTimeout) {
+		// An incomplete frame that is not getting completed: take it, so
+		// the decoder can report it and the stream go on.
+		u := s.src.Uncommitted()
+		if err := s.src.Release(); err != nil {
+			s.log.Error("releasing FIFO bytes", "err", err)
+		} else {
+			s.committed += u
+		}
+	}
+}
+
+// beforeRead is the store-then-commit step run before every FIFO read.
+func (s *stream) beforeRead() {
+	if s.holdFrom >= 0 && s.dec.Offset()-s.holdFrom > holdLimit {
+		s.emitPending()
+	}
+	s.store()
+}
+
+// emitPending writes out the held partial lines as records without a
+// newline, and stops holding them.
+func (s *stream) emitPending() {
+	if err := s.asm.EmitPending(s.emit); err != nil {
+		s.log.Error("writing a pending partial line", "err", err)
+	}
+	s.holdFrom = -1
+}
+
+// store flushes the segment writer, then commits what it stored.
+func (s *stream) store() {
+	if s.w != nil {
+		if err := s.w.Flush(); err != nil {
+			s.log.Error("flushing segment", "err", err)
+		}
+	}
+	s.commit()
+}
+
+// commit consumes from the FIFO every frame whose records reached the
+// segment file: all decoded frames but held partial lines, and none while
+// the deduplication at a re-attach is undecided.
+func (s *stream) commit() {
+	if s.dedup != nil {
+		return
+	}
+	to := s.dec.Offset()
+	if s.holdFrom >= 0 && s.holdFrom < to {
+		to = s.holdFrom
+	}
+	if n := to - s.committed; n > 0 {
+		if err := s.src.Commit(n); err != nil {
+			s.log.Error("consuming stored bytes from the FIFO", "err", err)
+			return
+		}
+		s.committed = to
+	}
+}
+
+// emit encodes one record and appends it to the segment, unless the
+// deduplication of a re-attached FIFO recognises it as already stored.
 func (s *stream) emit(r *record.Record) error {
 	s.buf = record.AppendJSON(s.buf[:0], r, s.attrs)
-	err := s.w.Append(r.Time, s.buf)
+	if s.dedup != nil {
+		s.dedup.offer(s.buf, r.Time, s.append)
+		if s.dedup.done() {
+			if n := s.dedup.dropped; n > 0 {
+				s.log.Info("re-attached FIFO repeated records the repaired segment holds; dropped them", "file", s.file, "records", n)
+			}
+			s.dedup = nil
+		}
+		return nil
+	}
+	s.append(r.Time, s.buf)
+	return nil
+}
+
+// resolveDedup ends an undecided deduplication by storing what it holds:
+// a duplicate is better than a loss.
+func (s *stream) resolveDedup() {
+	if s.dedup != nil {
+		s.dedup.flush(s.append)
+		s.dedup = nil
+	}
+}
+
+// append stores one encoded record. Errors (a full disk) are logged,
+// throttled, and the record is dropped: the FIFO must keep draining so the
+// container never blocks on logging. A record the segment had accepted
+// before a write error abandoned it is accounted for by the spool's janitor
+// ("records lost to a write error"); the others are counted here and
+// reported as "log records not stored".
+func (s *stream) append(t time.Time, rec []byte) {
+	if s.w == nil {
+		s.discarded++
+		return
+	}
+	err := s.w.Append(t, rec)
 	switch {
 	case err == nil:
 		if s.appendErrs > 0 {
@@ -131,7 +329,6 @@ func (s *stream) emit(r *record.Record) error {
 			s.log.Error("cannot store log records; dropping them until storing works again", "err", err)
 		}
 	}
-	return nil
 }
 
 // reportDropped logs how many records were not stored since the last report.
@@ -140,18 +337,78 @@ func (s *stream) reportDropped() {
 	s.appendErrs = 0
 }
 
-// flush pushes appended records to the segment file.
-func (s *stream) flush() {
-	if err := s.w.Flush(); err != nil {
-		s.log.Error("flushing segment", "err", err)
+// interrupt makes run end at the next frame boundary without reading on:
+// what it has not stored stays in the FIFO for the next start. Safe from
+// any goroutine.
+func (s *stream) interrupt() {
+	s.interrupted.Store(true)
+	s.src.Interrupt()
+}
+
+// deduper recognises, at the head of a re-attached FIFO, the records that
+// the repaired segment already stored: the process died after storing them
+// and before consuming their frames. Those records are a suffix of the
+// segment's tail and a prefix of the FIFO. It holds the FIFO's first
+// records until they either complete such a match (they are dropped) or
+// cannot (they are stored).
+type deduper struct {
+	tail    [][]byte // the repaired segment's last records, oldest first
+	cands   []int    // per live candidate: the tail index expected next
+	started bool
+	held    [][]byte
+	heldT   []time.Time
+	dropped int
+	over    bool
+}
+
+// offer takes the next record of the FIFO; store receives the records to
+// store, in order, once they are known not to be duplicates.
+func (d *deduper) offer(rec []byte, t time.Time, store func(time.Time, []byte)) {
+	if d.over {
+		store(t, rec)
+		return
+	}
+	var next []int
+	if !d.started {
+		d.started = true
+		for j, r := range d.tail {
+			if bytes.Equal(r, rec) {
+				next = append(next, j+1)
+			}
+		}
+	} else {
+		for _, c := range d.cands {
+			if c < len(d.tail) && bytes.Equal(d.tail[c], rec) {
+				next = append(next, c+1)
+			}
+		}
+	}
+	d.cands = next
+	d.held = append(d.held, bytes.Clone(rec))
+	d.heldT = append(d.heldT, t)
+	for _, c := range next {
+		if c == len(d.tail) {
+			// The held records repeat the end of the tail: duplicates.
+			d.dropped = len(d.held)
+			d.held, d.heldT, d.over = nil, nil, true
+			return
+		}
+	}
+	if len(next) == 0 {
+		d.flush(store)
 	}
 }
 
-// shutdown closes the FIFO, which ends run's read with os.ErrClosed.
-func (s *stream) shutdown() {
-	s.stopping.Store(true)
-	s.fifo.Close()
+// flush stores every held record and ends the deduplication.
+func (d *deduper) flush(store func(time.Time, []byte)) {
+	for i, r := range d.held {
+		store(d.heldT[i], r)
+	}
+	d.held, d.heldT, d.over = nil, nil, true
 }
+
+// done reports whether the deduplication is decided.
+func (d *deduper) done() bool { return d.over }
 
 // RecordTime extracts the "time" field of an s3logs record (the last one in
 // the line, which is where json-file puts it). It is the segment package's
