@@ -10,6 +10,7 @@
 //	SPOOL_POLICY        drop-oldest (default) or block, when the spool is full
 //	UPLOAD_BACKOFF_MAX  longest wait between upload retries (default 5m)
 //	LOG_LEVEL           debug, info, warn or error (default info)
+//	ALLOWED_ENDPOINTS   endpoints log-opts may name (default: any; see README)
 //	AWS_*               credentials and region for the AWS SDK's default chain
 package main
 
@@ -31,10 +32,23 @@ import (
 	"github.com/s3logs/s3logs/uploader"
 )
 
-// Timings of a shutdown: Docker kills the plugin 10 s after SIGTERM.
+// Timings of a shutdown. Docker sends the plugin SIGTERM and kills it 10 s
+// later (measured on Engine 20.10: see the README's Guarantees), so all of
+// it fits in shutdownBudget: streams of stopped containers read on to EOF
+// for up to streamsBudget, then the uploader drains the spool until the
+// budget is spent, then in-flight uploads are cancelled.
 const (
-	sealTimeout   = 2 * time.Second
-	uploadTimeout = 5 * time.Second
+	shutdownBudget = 9 * time.Second
+	streamsBudget  = 3 * time.Second
+	cancelBudget   = 300 * time.Millisecond
+)
+
+// Bounds of the tail read from a repaired segment to recognise the records
+// a re-attached FIFO repeats: more than the FIFO bytes a stream can have
+// stored and not yet consumed (one 64 KiB read plus a held partial line).
+const (
+	dedupRecords = 16384
+	dedupBytes   = 4 << 20
 )
 
 func main() {
@@ -51,8 +65,37 @@ func run() error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.level}))
 
-	// Listen first: Docker gives a freshly enabled plugin about 9 s to
-	// answer, and connections queue in the backlog until Serve accepts them.
+	// The uploader exists before the spool so that segments the spool's
+	// janitor repairs can be handed to it; it starts after re-attach.
+	up, err := uploader.New(uploader.Config{Root: filepath.Join(cfg.spoolDir, "segments"), Logger: log, BackoffCap: cfg.backoffMax})
+	if err != nil {
+		return err
+	}
+	// Opening the spool takes its lock: one plugin instance per folder.
+	spool, err := segment.Open(segment.Config{
+		Root:        filepath.Join(cfg.spoolDir, "segments"),
+		Logger:      log,
+		RecordTime:  driver.RecordTime,
+		Limit:       cfg.spoolLimit,
+		Policy:      cfg.policy,
+		OnRecovered: func(s segment.Sealed) { up.Enqueue(s, false) },
+	})
+	if errors.Is(err, segment.ErrLocked) {
+		return fmt.Errorf("%w: another s3logs plugin instance (another alias?) uses the spool folder %s; give each instance its own folder with `docker plugin set ALIAS spool.source=/var/lib/s3logs-ALIAS` while it is disabled", err, cfg.spoolDir)
+	}
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
+	// What an earlier process left in progress is listed before any new
+	// stream can write, and repaired in the background.
+	partials, err := spool.ListPartials()
+	if err != nil {
+		log.Error("listing in-progress segments", "err", err)
+	}
+
+	// Listen before the slow work: Docker gives a freshly enabled plugin
+	// about 9 s to answer.
 	if err := os.MkdirAll(filepath.Dir(cfg.socket), 0o755); err != nil {
 		return err
 	}
@@ -66,76 +109,128 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	// The uploader exists before the spool so that segments the spool's
-	// janitor repairs can be handed to it; it starts after recovery.
-	up, err := uploader.New(uploader.Config{Root: filepath.Join(cfg.spoolDir, "segments"), Logger: log, BackoffCap: cfg.backoffMax})
-	if err != nil {
-		return err
-	}
-	spool, err := segment.Open(segment.Config{
-		Root:        filepath.Join(cfg.spoolDir, "segments"),
-		Logger:      log,
-		RecordTime:  driver.RecordTime,
-		Limit:       cfg.spoolLimit,
-		Policy:      cfg.policy,
-		OnRecovered: func(s segment.Sealed) { up.Enqueue(s, false) },
-	})
-	if err != nil {
-		return err
-	}
-	defer spool.Close()
-	if reps, err := spool.Recover(); err != nil {
-		log.Error("recovering in-progress segments", "err", err)
-	} else if len(reps) > 0 {
-		log.Info("recovered in-progress segments", "count", len(reps))
-	}
-
-	if err := up.Start(ctx); err != nil {
-		return err
-	}
-
 	host, _ := os.Hostname()
 	drv, err := driver.New(driver.Config{
-		Spool:         spool,
-		Uploader:      up,
-		StateDir:      filepath.Join(cfg.spoolDir, "streams"),
-		Hostname:      host,
-		DefaultRegion: os.Getenv("AWS_REGION"),
-		Logger:        log,
+		Spool:            spool,
+		Uploader:         up,
+		StateDir:         filepath.Join(cfg.spoolDir, "streams"),
+		Hostname:         host,
+		DefaultRegion:    os.Getenv("AWS_REGION"),
+		Logger:           log,
+		AllowedEndpoints: cfg.allowedEndpoints,
 	})
 	if err != nil {
 		return err
-	}
-	if n, err := drv.Reattach(); err != nil {
-		log.Error("re-attaching saved streams", "err", err, "resumed", n)
-	} else if n > 0 {
-		log.Info("re-attached saved streams", "resumed", n)
 	}
 
 	srv := &http.Server{Handler: driver.Handler(drv, log), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("s3logs started", "socket", cfg.socket, "spool", cfg.spoolDir,
-		"spool_limit", cfg.spoolLimit, "spool_policy", cfg.policy, "upload_backoff_max", cfg.backoffMax)
+
+	// Start-up work runs while the API already answers; its goroutine ends
+	// by itself, and shutdown waits for it briefly.
+	startupDone := make(chan struct{})
+	go func() {
+		defer close(startupDone)
+		startup(ctx, log, cfg, spool, up, drv, partials)
+	}()
 
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down: sealing open segments")
 	case err := <-serveErr:
 		log.Error("plugin API stopped", "err", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), sealTimeout)
+	return shutdown(log, srv, spool, drv, up, startupDone)
+}
+
+// startup repairs what an earlier process left and resumes its streams:
+// first the segments of the containers whose FIFOs are re-attached (their
+// repaired tails tell which records the FIFO repeats), then the re-attach,
+// then the uploader (which finds every sealed segment in the spool), then
+// the other in-progress files.
+func startup(ctx context.Context, log *slog.Logger, cfg config, spool *segment.Spool, up *uploader.Uploader, drv *driver.Driver, partials []segment.Partial) {
+	begin := time.Now()
+	saved := map[string]bool{}
+	for _, id := range drv.SavedContainers() {
+		saved[id] = true
+	}
+	newest := map[string]segment.Sealed{}
+	var rest []segment.Partial
+	for _, p := range partials {
+		if !saved[p.Container()] {
+			rest = append(rest, p)
+			continue
+		}
+		r := spool.RecoverPartial(p)
+		if r.Sealed != nil {
+			if old, ok := newest[p.Container()]; !ok || r.Sealed.Meta.Seq > old.Meta.Seq {
+				newest[p.Container()] = *r.Sealed
+			}
+		}
+	}
+	tails := map[string][][]byte{}
+	for id, seg := range newest {
+		t, err := segment.ReadTail(seg.Path(), dedupRecords, dedupBytes)
+		if err != nil {
+			log.Warn("reading the end of a repaired segment; records its FIFO repeats may be stored twice", "path", seg.Path(), "err", err)
+		}
+		tails[id] = t
+	}
+	if n, err := drv.Reattach(func(id string) [][]byte { return tails[id] }); err != nil {
+		log.Error("re-attaching saved streams", "err", err, "resumed", n)
+	} else if n > 0 {
+		log.Info("re-attached saved streams", "resumed", n)
+	}
+	if err := up.Start(context.Background()); err != nil {
+		log.Error("starting the uploader", "err", err)
+		return
+	}
+	log.Info("s3logs started", "socket", cfg.socket, "spool", cfg.spoolDir,
+		"spool_limit", cfg.spoolLimit, "spool_policy", cfg.policy, "upload_backoff_max", cfg.backoffMax,
+		"allowed_endpoints", cfg.allowedEndpoints.String(),
+		"startup", time.Since(begin).Round(time.Millisecond))
+	recovered := 0
+	for _, p := range rest {
+		if ctx.Err() != nil {
+			return // the next start repairs the rest
+		}
+		if r := spool.RecoverPartial(p); r.Sealed != nil {
+			up.Enqueue(*r.Sealed, false)
+			recovered++
+		}
+	}
+	if len(rest) > 0 {
+		log.Info("recovered in-progress segments", "count", recovered, "took", time.Since(begin).Round(time.Millisecond))
+	}
+}
+
+// shutdown stops the API, ends every stream at a frame boundary (stopped
+// containers' streams read on to EOF first), then uploads what the spool
+// holds until the budget is spent, all within Docker's 10 s.
+func shutdown(log *slog.Logger, srv *http.Server, spool *segment.Spool, drv *driver.Driver, up *uploader.Uploader, startupDone <-chan struct{}) error {
+	begin := time.Now()
+	log.Info("shutting down: ending streams, then uploading", "budget", shutdownBudget)
+	sctx, cancel := context.WithDeadline(context.Background(), begin.Add(streamsBudget))
+	defer cancel()
 	srv.Shutdown(sctx)
 	spool.Close() // no more waiting for space: streams must end now
 	if err := drv.Shutdown(sctx); err != nil {
-		log.Error("sealing segments", "err", err)
+		log.Error("ending streams", "err", err)
 	}
-	cancel()
-	uctx, cancel := context.WithTimeout(context.Background(), uploadTimeout)
-	defer cancel()
-	if err := up.Close(uctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	select {
+	case <-startupDone:
+	case <-sctx.Done():
+	}
+	dctx, cancel2 := context.WithDeadline(context.Background(), begin.Add(shutdownBudget-cancelBudget))
+	defer cancel2()
+	if err := up.Drain(dctx); err != nil && !errors.Is(err, uploader.ErrClosed) {
+		log.Warn("shutdown budget spent before every segment was uploaded; they stay in the spool for the next start", "pending_uploads", up.Pending(), "err", err)
+	}
+	cctx, cancel3 := context.WithTimeout(context.Background(), cancelBudget)
+	defer cancel3()
+	if err := up.Close(cctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Error("stopping uploads", "err", err)
 	}
-	log.Info("s3logs stopped", "pending_uploads", up.Pending())
+	log.Info("s3logs stopped", "pending_uploads", up.Pending(), "took", time.Since(begin).Round(time.Millisecond))
 	return nil
 }
