@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/s3logs/s3logs/internal/loggen"
+)
+
+// TestKillUnderLoad kills the plugin with SIGKILL three times while a
+// container logs at full speed, so that Docker's pipe always holds a backlog
+// and every kill lands in the middle of reading it, and checks every line in
+// S3: the bound is the frames of one FIFO read (64 KiB) lost per
+// kill and no duplicate; the plugin aims at none lost. It runs for short
+// lines, ~1 KiB lines, and 100 KiB lines that Docker splits into 16 KiB
+// pieces, so that kills also land inside a partial line. The generator runs
+// for a fixed time and reports how many lines it wrote, which fixes the
+// expected output exactly.
+func TestKillUnderLoad(t *testing.T) {
+	s := newSuite(t)
+	f := newFaults(t, s)
+	shapes := []struct {
+		name string
+		spec loggen.Spec
+	}{
+		{"short", loggen.Spec{Mode: loggen.ModeLines, Lines: 100_000_000, Duration: 7 * time.Second}},
+		{"1k", loggen.Spec{Mode: loggen.ModeBulk, Size: 1024, Lines: 10_000_000, Duration: 6 * time.Second}},
+		{"100k", loggen.Spec{Mode: loggen.ModeBig, Size: 100 << 10, Lines: 1_000_000, Duration: 6 * time.Second}},
+	}
+	for _, sh := range shapes {
+		t.Run(sh.name, func(t *testing.T) {
+			t.Cleanup(func() { f.restore(t) })
+			spec := sh.spec
+			spec.Report = "/written"
+			const kills = 3
+			c := s.start(t, "kill"+sh.name, spec)
+			cid := c.id(t)
+			id := f.pluginID(t)
+			time.Sleep(time.Second) // a backlog builds in the pipe
+			for i := 1; i <= kills; i++ {
+				if !c.running(t) {
+					t.Fatalf("kill %d: the container already exited; the workload is too short for %d kills", i, kills)
+				}
+				pid := pluginPID(id)
+				if pid == 0 {
+					t.Fatalf("kill %d: no plugin process for plugin %s", i, id)
+				}
+				off := f.logOffset(t)
+				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+					t.Fatalf("kill -9 %d: %v", pid, err)
+				}
+				killed := time.Now()
+				f.waitPluginPID(t, id, pid, pluginRestartTimeout)
+				f.waitStarted(t, off, id, pluginRestartTimeout)
+				ready := time.Since(killed)
+				if len(f.grepLog(t, off, "plugin="+id, "re-attached to FIFO", "container="+cid[:12])) == 0 {
+					t.Fatalf("kill %d: the restarted plugin did not re-attach to the container's FIFO; plugin log:\n%s",
+						i, strings.Join(f.pluginLines(t, off), "\n"))
+				}
+				t.Logf("MEASURE kill-load %s: kill=%d reattached_after=%v", sh.name, i, ready.Round(time.Millisecond))
+				if i < kills {
+					time.Sleep(1200 * time.Millisecond)
+				}
+			}
+			c.wait(t)
+			n := c.reportedLines(t)
+			f.waitSpoolEmpty(t, slowDeadline, cid)
+			objs, out, errOut, recs := c.fetchAll(t)
+			want, _ := loggen.Expected(c.spec, n)
+			lines := splitLines(want)
+			tl := tally(out, lines)
+			// One FIFO read is at most 64 KiB of frames: the line without
+			// its newline, a 4-byte length and about 40 bytes of protobuf
+			// fields around it (16 KiB pieces for long lines).
+			frame := min(len(lines[0])-1, 16<<10) + 44
+			perKill := (64<<10+frame-1)/frame + 1
+			if len(lines[0]) > 16<<10 {
+				perKill = (64<<10)/(len(lines[0])) + 2 // a read spans at most this many long lines
+			}
+			t.Logf("MEASURE kill-load %s: kills=%d %s records=%d objects=%d bytes_per_line=%d stderr_bytes=%d bound_per_kill=%d lines",
+				sh.name, kills, tl, recs, len(objs), len(lines[0]), len(errOut), perKill)
+			if tl.dups > 0 || tl.outOfOrder > 0 || len(errOut) > 0 {
+				t.Errorf("lines stored twice or out of order: %s", tl)
+			}
+			if tl.lost+tl.foreign > kills*perKill {
+				t.Errorf("%d lines lost and %d damaged over %d kills, more than one FIFO read (%d lines) per kill", tl.lost, tl.foreign, kills, perKill)
+			}
+			if tl.lost > 0 || tl.foreign > 0 {
+				t.Logf("NOTE: lines lost %d, damaged %d (goal 0); plugin log:\n%s", tl.lost, tl.foreign,
+					strings.Join(f.grepLog(t, f.logStart, "plugin="+id, "container="+cid[:12]), "\n"))
+			}
+			if q := f.quarantined(t); len(q) > 0 {
+				t.Errorf("files quarantined after the kills: %q", q)
+			}
+		})
+	}
+}
