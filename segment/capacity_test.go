@@ -279,16 +279,18 @@ func (c *logCounter) count(prefix string) int {
 
 // TestManyWritersHealthyUploaderNothingDropped is the spool at its worst
 // moment for the old accounting: 200 streams whose open segments together
-// hold many times the limit, drop-oldest, and an uploader that removes
-// every segment as soon as it is sealed. Open segments do not count, so
-// nothing is dropped; the janitor visits at its pace (not once per write)
-// and never walks the spool.
+// hold more than the limit, drop-oldest, and an uploader that removes every
+// segment as soon as it is sealed. Open segments do not count, so nothing
+// is dropped; the janitor visits at its pace (not once per write) and never
+// walks the spool. (The streams fill at staggered offsets, as real ones do:
+// 200 segments sealed at the same instant would exceed the limit by
+// themselves, which is what CheckCapacity warns about.)
 func TestManyWritersHealthyUploaderNothingDropped(t *testing.T) {
 	const (
 		writers = 200
 		maxSize = 16 << 10
-		limit   = 256 << 10 // open segments reach writers*maxSize = 3.2 MiB
-		perW    = 40 << 10  // input per writer: two or three segments each
+		limit   = 1 << 20  // open segments hold up to writers*maxSize = 3.2 MiB
+		perW    = 40 << 10 // input per writer: two or three segments each
 	)
 	root := t.TempDir()
 	logs := newLogCounter()
@@ -302,7 +304,7 @@ func TestManyWritersHealthyUploaderNothingDropped(t *testing.T) {
 
 	// The fake uploader: a few workers removing each segment once sealed.
 	queue := make(chan Sealed, 4096)
-	var removed atomic.Int64
+	var removed, sealed atomic.Int64
 	var upWG sync.WaitGroup
 	for range 4 {
 		upWG.Add(1)
@@ -316,7 +318,6 @@ func TestManyWritersHealthyUploaderNothingDropped(t *testing.T) {
 			}
 		}()
 	}
-	var sealed atomic.Int64
 	ws := make([]*Writer, writers)
 	for i := range ws {
 		id := fmt.Sprintf("c%03d", i)
@@ -341,19 +342,40 @@ func TestManyWritersHealthyUploaderNothingDropped(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(g), 7))
 			rec := make([]byte, 0, 128)
-			for written := 0; written < perW; {
-				for i := g; i < writers; i += goroutines {
-					rec = fmt.Appendf(rec[:0], "%016x%016x%016x%016x\n", rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64())
-					if err := ws[i].Append(time.Now(), rec); err != nil {
-						t.Error(err)
+			appendTo := func(i int) bool {
+				rec = fmt.Appendf(rec[:0], "%016x%016x%016x%016x\n", rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64())
+				if err := ws[i].Append(time.Now(), rec); err != nil {
+					t.Error(err)
+					return false
+				}
+				return true
+			}
+			// Stagger: writer i starts i/writers of a segment in.
+			for i := g; i < writers; i += goroutines {
+				for n := 0; n < i*maxSize/writers; n += len(rec) {
+					if !appendTo(i) {
 						return
 					}
 				}
-				written += len(rec)
+			}
+			for written := 0; written < perW; written += len(rec) {
+				for i := g; i < writers; i += goroutines {
+					if !appendTo(i) {
+						return
+					}
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	for removed.Load() < sealed.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	dropped, walks, visits := sp.Dropped(), sp.jan.walks.Load()-walks0, sp.jan.visits.Load()
+	fullLines := logs.count("spool full") + logs.count("spool still")
+	// Closing every stream at once seals 200 segments together: not part of
+	// the steady state measured above.
 	for _, w := range ws {
 		if err := w.Close(ReasonStop); err != nil {
 			t.Fatal(err)
@@ -361,13 +383,12 @@ func TestManyWritersHealthyUploaderNothingDropped(t *testing.T) {
 	}
 	close(queue)
 	upWG.Wait()
-	elapsed := time.Since(start)
 
-	if n := sp.Dropped(); n != 0 {
-		t.Errorf("%d segments dropped while the uploader kept up", n)
+	if dropped != 0 {
+		t.Errorf("%d segments dropped while the uploader kept up", dropped)
 	}
-	if n := logs.count("spool full") + logs.count("spool still"); n != 0 {
-		t.Errorf("%d spool-full lines, messages %v", n, logs.all[:min(5, len(logs.all))])
+	if fullLines != 0 {
+		t.Errorf("%d spool-full lines, messages %v", fullLines, logs.all[:min(5, len(logs.all))])
 	}
 	if n := logs.count("spool limit is smaller"); n != 1 {
 		t.Errorf("%d capacity warnings, want 1 (from NewWriter)", n)
@@ -375,18 +396,18 @@ func TestManyWritersHealthyUploaderNothingDropped(t *testing.T) {
 	if sealed.Load() < writers*2 || removed.Load() != sealed.Load() {
 		t.Errorf("%d sealed, %d removed", sealed.Load(), removed.Load())
 	}
-	if n := sp.jan.walks.Load() - walks0; n != 0 {
-		t.Errorf("the janitor walked the spool %d times in steady state", n)
+	if walks != 0 {
+		t.Errorf("the janitor walked the spool %d times in steady state", walks)
 	}
 	// Visits come from the ticker (one per flush interval), not from writes.
-	if v, most := sp.jan.visits.Load(), int64(elapsed/flush)+10; v > most {
-		t.Errorf("%d janitor visits in %v, want at most %d", v, elapsed, most)
+	if most := int64(elapsed/flush) + 10; visits > most {
+		t.Errorf("%d janitor visits in %v, want at most %d", visits, elapsed, most)
 	}
 	if b, _ := sp.acct.sealed(); b != 0 {
 		t.Errorf("ledger holds %d sealed bytes after every segment was removed", b)
 	}
-	t.Logf("%d writers sealed %d segments in %v; %d janitor visits, no walk, nothing dropped",
-		writers, sealed.Load(), elapsed.Round(time.Millisecond), sp.jan.visits.Load())
+	t.Logf("%d writers sealed %d segments in %v; %d janitor visits, %d walks, %d dropped",
+		writers, sealed.Load(), elapsed.Round(time.Millisecond), visits, walks, dropped)
 }
 
 // TestJanitorWalksOnlyToCorrect: with a fake clock, visits in steady state
