@@ -1,7 +1,9 @@
 package segment
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +37,9 @@ func (s *Spool) ListPartials() ([]Partial, error) {
 		}
 		dir := filepath.Join(s.root, e.Name())
 		files, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // an empty folder the janitor removed meanwhile
+		}
 		if err != nil {
 			return out, fmt.Errorf("segment: list in-progress files: %w", err)
 		}
