@@ -24,6 +24,10 @@ import (
 // DefaultFIFODir is where Docker creates logging FIFOs inside the plugin.
 const DefaultFIFODir = "/run/docker/logging"
 
+// errOpenFIFO wraps a failure to open a FIFO: the one re-attach failure
+// worth retrying as it is.
+var errOpenFIFO = errors.New("driver: open FIFO")
+
 // Errors returned by StartLogging; compare with errors.Is.
 var (
 	ErrBadFile     = errors.New("driver: bad FIFO path")
@@ -78,6 +82,14 @@ type Driver struct {
 	devNull *os.File
 	// stop is closed by Shutdown; re-attach retries watch it.
 	stop chan struct{}
+	// openFIFO opens a FIFO for reading; tests replace it to inject
+	// failures.
+	openFIFO func(path string) (*os.File, error)
+}
+
+// openFIFO opens a FIFO read-only and non-blocking.
+func openFIFO(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 }
 
 // New returns a Driver. It creates StateDir.
@@ -97,7 +109,7 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("driver: create state folder: %w", err)
 	}
-	d := &Driver{cfg: cfg, log: cfg.Logger, streams: make(map[string]*stream), stop: make(chan struct{})}
+	d := &Driver{cfg: cfg, log: cfg.Logger, streams: make(map[string]*stream), stop: make(chan struct{}), openFIFO: openFIFO}
 	if f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
 		d.devNull = f
 	} else {
@@ -211,12 +223,12 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 	// O_NONBLOCK puts the FIFO under Go's poller: reads park the goroutine
 	// and Close interrupts them. Docker holds the FIFO open read-write, so a
 	// read sees EOF only once Docker has closed it and the pipe is drained.
-	f, err := os.OpenFile(saved.File, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := d.openFIFO(saved.File)
 	if err != nil {
 		if persist {
 			d.forget(saved.File)
 		}
-		return nil, fmt.Errorf("driver: open FIFO: %w", err)
+		return nil, fmt.Errorf("%w: %w", errOpenFIFO, err)
 	}
 	growPipe(f)
 	cid := saved.ContainerID
@@ -373,7 +385,16 @@ func (d *Driver) Reattach(tail func(containerID string) [][]byte) (int, error) {
 		if tail != nil {
 			t = tail(sv.ContainerID)
 		}
-		if err := d.start(sv, opts, false, t); err != nil {
+		err := d.start(sv, opts, false, t)
+		if err != nil && opts != nil && !errors.Is(err, errOpenFIFO) && !errors.Is(err, ErrShutdown) && !errors.Is(err, ErrDuplicate) {
+			// The FIFO opens but its stream cannot be stored (say the
+			// saved container id no longer passes the spool's checks):
+			// read it and count, so the container never blocks.
+			d.log.Error("re-attached FIFO cannot be stored: its records are counted but NOT stored", "container", shortID(sv.ContainerID), "file", sv.File, "err", err)
+			opts = nil
+			err = d.start(sv, nil, false, nil)
+		}
+		if err != nil {
 			if errors.Is(err, ErrShutdown) || errors.Is(err, ErrDuplicate) {
 				continue
 			}

@@ -2,11 +2,14 @@ package driver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,5 +208,131 @@ func TestHeldPartialLineSurvivesRestart(t *testing.T) {
 	if !slices.Equal(lines, want) {
 		t.Fatalf("stored %d lines (%.40q...), want the line before and the whole long line", len(lines), lines)
 	}
-	_ = filepath.Join
+}
+
+// restart shuts the env's Driver down (streams interrupted, saved
+// state kept) and opens a new one on the same spool, as a restarted plugin.
+func (e *env) restart(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root := e.spool.Root()
+	e.spool.Close()
+	e.openDriver(root)
+}
+
+// editSaved rewrites the one saved stream's log-opts with edit.
+func (e *env) editSaved(t *testing.T, edit func(cfg map[string]string)) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(e.state, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("saved streams: %v", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sv savedStream
+	if err := json.Unmarshal(b, &sv); err != nil {
+		t.Fatal(err)
+	}
+	edit(sv.Config)
+	if b, err = json.Marshal(sv); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(files[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReattachNeverLeavesAFIFOUnread: a re-attach whose FIFO cannot be
+// opened is retried until it works; saved options that no longer validate
+// fall back to their defaults; a saved stream with no usable bucket is
+// still read so its container never blocks, and nothing is stored for it.
+func TestReattachNeverLeavesAFIFOUnread(t *testing.T) {
+	t.Run("open fails, then works", func(t *testing.T) {
+		e := newEnv(t)
+		path, w := e.fifo("retry")
+		defer w.Close()
+		if err := e.d.StartLogging(path, info(map[string]string{"bucket": "logs"})); err != nil {
+			t.Fatal(err)
+		}
+		e.restart(t)
+		var fails atomic.Int32
+		e.d.openFIFO = func(p string) (*os.File, error) {
+			if fails.Add(1) <= 3 {
+				return nil, syscall.EMFILE
+			}
+			return openFIFO(p)
+		}
+		if n, _ := e.d.Reattach(nil); n != 0 {
+			t.Fatalf("Reattach resumed %d streams at once; the open was failing", n)
+		}
+		waitFor(t, func() bool { return e.d.Streams() == 1 })
+		done := make(chan error, 1)
+		go writeLines(t, w, 0, 1000, done)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if lines := collectLines(t, e.q.wait(t, 1)); len(lines) != 1000 {
+			t.Fatalf("%d lines stored after the retried re-attach, want 1000", len(lines))
+		}
+	})
+	t.Run("options no longer validate", func(t *testing.T) {
+		e := newEnv(t)
+		path, w := e.fifo("stricter")
+		defer w.Close()
+		if err := e.d.StartLogging(path, info(map[string]string{"bucket": "logs", "segment-size": "1m"})); err != nil {
+			t.Fatal(err)
+		}
+		e.restart(t)
+		e.editSaved(t, func(cfg map[string]string) { cfg["segment-size"] = "huge" })
+		if n, err := e.d.Reattach(nil); n != 1 || err != nil {
+			t.Fatalf("Reattach = %d, %v", n, err)
+		}
+		done := make(chan error, 1)
+		go writeLines(t, w, 0, 1000, done)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		seals := e.q.wait(t, 1)
+		if lines := collectLines(t, seals); len(lines) != 1000 || seals[0].Meta.Destination.Bucket != "logs" {
+			t.Fatalf("%d lines stored in bucket %q, want 1000 in logs", len(lines), seals[0].Meta.Destination.Bucket)
+		}
+	})
+	t.Run("no usable bucket", func(t *testing.T) {
+		e := newEnv(t)
+		path, w := e.fifo("nobucket")
+		defer w.Close()
+		if err := e.d.StartLogging(path, info(map[string]string{"bucket": "logs"})); err != nil {
+			t.Fatal(err)
+		}
+		e.restart(t)
+		e.editSaved(t, func(cfg map[string]string) { delete(cfg, "bucket") })
+		if n, _ := e.d.Reattach(nil); n != 1 {
+			t.Fatalf("Reattach resumed %d streams, want 1 (read and counted)", n)
+		}
+		done := make(chan error, 1)
+		go writeLines(t, w, 0, 200_000, done) // 4 MiB through a 1 MiB pipe
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the container's writes blocked: the FIFO was left unread")
+		}
+		w.Close()
+		waitFor(t, func() bool { return e.d.Streams() == 0 })
+		e.q.mu.Lock()
+		defer e.q.mu.Unlock()
+		if len(e.q.sealed) != 0 {
+			t.Errorf("%d segments stored without a bucket", len(e.q.sealed))
+		}
+	})
 }
