@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/s3logs/s3logs/driver"
 	"github.com/s3logs/s3logs/driver/logopt"
 	"github.com/s3logs/s3logs/segment"
 )
@@ -22,6 +23,7 @@ const (
 // config is what the plugin reads from its environment.
 type config struct {
 	socket     string
+	fifoDir    string // where Docker's FIFOs are; only tests change it
 	spoolDir   string
 	level      slog.Level
 	spoolLimit int64 // bytes
@@ -43,6 +45,7 @@ func loadConfig(getenv func(string) string, fsSize func(string) (int64, error)) 
 	}
 	c := config{
 		socket:   get("S3LOGS_SOCKET", "/run/docker/plugins/s3logs.sock"),
+		fifoDir:  get("S3LOGS_FIFO_DIR", driver.DefaultFIFODir),
 		spoolDir: get("SPOOL_DIR", "/var/lib/s3logs"),
 	}
 	if err := c.level.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {

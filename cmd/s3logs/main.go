@@ -5,7 +5,10 @@
 // Environment (set with `docker plugin set`):
 //
 //	SPOOL_DIR           spool folder (default /var/lib/s3logs, the "spool" mount)
-//	SPOOL_LIMIT         cap on spooled bytes: a size (10g) or a share of the
+//	S3LOGS_SOCKET       the API socket (default /run/docker/plugins/s3logs.sock)
+//	S3LOGS_FIFO_DIR     where Docker's FIFOs are (default /run/docker/logging);
+//	                    these two exist for tests that run the plugin outside Docker
+//	SPOOL_LIMIT         cap on sealed segments waiting for upload: a size (10g) or a share of the
 //	                    spool's filesystem (25%, the default)
 //	SPOOL_POLICY        drop-oldest (default) or block, when the spool is full
 //	UPLOAD_BACKOFF_MAX  longest wait between upload retries (default 5m)
@@ -114,6 +117,7 @@ func run() error {
 		Spool:            spool,
 		Uploader:         up,
 		StateDir:         filepath.Join(cfg.spoolDir, "streams"),
+		FIFODir:          cfg.fifoDir,
 		Hostname:         host,
 		DefaultRegion:    os.Getenv("AWS_REGION"),
 		Logger:           log,
