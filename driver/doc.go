@@ -1,19 +1,51 @@
 // Package driver implements the Docker logging-driver protocol for s3logs.
 //
 // A Driver owns one stream per FIFO that Docker hands it with
-// /LogDriver.StartLogging. Each stream has one reader goroutine that decodes
-// the FIFO's frames, reassembles partial lines, encodes json-file records and
-// appends them to a segment.Writer; it never waits on the network. The
-// reader flushes the segment writer before every read(2) of the FIFO, so a
-// crash loses at most the records of one FIFO read batch.
+// /LogDriver.StartLogging. Each stream has one reader goroutine (stream.run)
+// that decodes the FIFO's frames, reassembles partial lines, encodes
+// json-file records and appends them to a segment.Writer; it never waits on
+// the network.
 //
-// StopLogging replies at once: Docker still holds the FIFO open while it
-// waits for the reply, so the reader goroutine reads on to EOF on its own,
-// then seals the segment, which the uploader sends ahead of its backlog.
+// # Consume only what is stored
+//
+// A stream reads its FIFO through a peekSource: tee(2) copies the pipe's
+// bytes into a private pipe without consuming them. Before every read the
+// stream flushes its segment writer (write(2): the records are in the file)
+// and then commits, consuming from the FIFO with splice(2) exactly the frames
+// whose records are stored. A crash therefore leaves every byte it had not
+// stored in Docker's pipe, at a frame boundary, for the next process. The
+// frames of a partial line (a line over 16 KiB, sent in pieces) are held,
+// uncommitted, until its last piece is stored; after holdTimeout without a
+// next piece, or beyond holdLimit bytes, the pieces so far are written out as
+// records without a newline. A sealed segment's frames are committed at
+// once. Where tee(2) fails, plainSource reads and consumes as it goes.
+//
+// # Re-attach
 //
 // At StartLogging the stream's FIFO path and what is needed to rebuild it
 // (log-opts, container identity, selected attrs; never the container's
 // environment) are saved in the spool's streams folder and removed at EOF.
 // After a crash, Docker restarts the plugin but never repeats StartLogging;
-// Reattach re-opens every saved FIFO that still exists.
+// Reattach re-opens every saved FIFO that still exists. Its decoder starts
+// in resync mode (fifo.Options.Resync), and a deduper compares the first
+// records with the last ones of the container's repaired segment, dropping
+// those the dead process stored but had not consumed. Reattach never leaves
+// a FIFO unread: it retries a FIFO that will not open, falls back to default
+// options, and when nothing can be stored it reads and counts.
+//
+// # Stop and shutdown
+//
+// StopLogging replies at once: Docker still holds the FIFO open while it
+// waits for the reply, so the reader goroutine reads on to EOF on its own,
+// then seals the segment, which the uploader sends ahead of its backlog.
+// Shutdown lets streams of stopped containers read on to EOF (bounded by its
+// context) and interrupts the others at a frame boundary, leaving their
+// unread frames in the pipe for the next start.
+//
+// # Goroutines
+//
+// Each stream's reader goroutine is started by StartLogging or Reattach and
+// ends at EOF or when interrupted; a re-attach retry runs in its own
+// goroutine until it succeeds, the FIFO is gone or Shutdown. Shutdown waits
+// for all of them.
 package driver
