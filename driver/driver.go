@@ -241,6 +241,7 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 	}
 	if ps, err := newPeekSource(f, d.devNull); err == nil {
 		st.src = ps
+		st.holdMax = min(holdLimit, int64(ps.size/4))
 	} else {
 		st.log.Warn("FIFO cannot be read without consuming it; a crash may lose the bytes of one read", "file", saved.File, "err", err)
 		st.src = &plainSource{r: f, f: f}

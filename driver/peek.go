@@ -101,6 +101,7 @@ type peekSource struct {
 	rc      syscall.RawConn
 	devNull *os.File // may be nil: Commit then reads into scratch
 	pr, pw  int      // private pipe, non-blocking
+	size    int      // the FIFO's capacity in bytes
 	peeked  int64    // delivered bytes still at the head of the FIFO
 	scratch []byte
 
@@ -127,6 +128,7 @@ func newPeekSource(fifo *os.File, devNull *os.File) (*peekSource, error) {
 			size = int(n)
 		}
 	})
+	s.size = size
 	syscall.Syscall(syscall.SYS_FCNTL, uintptr(s.pw), fSetPipeSz, uintptr(size))
 	// A tee of 0 bytes tells whether the kernel supports it on this FIFO.
 	var terr error

@@ -51,6 +51,10 @@ type stream struct {
 	// reattached: the stream was resumed after a restart, so its first
 	// frame may start anywhere and the decoder resynchronises first.
 	reattached bool
+	// holdMax is how many FIFO bytes a held partial line may take: at
+	// most holdLimit, and a quarter of the pipe, so Docker can always
+	// write the line's next piece. Zero means holdLimit.
+	holdMax int64
 	// dedup, when set, drops the records at the head of a re-attached FIFO
 	// that the repaired segment already holds.
 	dedup *deduper
@@ -217,6 +221,9 @@ func (s *stream) idle(hangup bool) {
 	if s.holdFrom >= 0 && (hangup || now.Sub(s.holdSince) >= holdTimeout) {
 		s.emitPending()
 	}
+	// Every repeated frame was in the pipe at the re-attach: once it is
+	// idle, an undecided deduplication can only end in "not repeated".
+	s.resolveDedup()
 	s.store()
 	if s.src.Uncommitted() > 0 && (hangup || now.Sub(s.idleSince) >= releaseTimeout) {
 		// An incomplete frame that is not getting completed: take it, so
@@ -232,7 +239,11 @@ func (s *stream) idle(hangup bool) {
 
 // beforeRead is the store-then-commit step run before every FIFO read.
 func (s *stream) beforeRead() {
-	if s.holdFrom >= 0 && s.dec.Offset()-s.holdFrom > holdLimit {
+	limit := s.holdMax
+	if limit <= 0 {
+		limit = holdLimit
+	}
+	if s.holdFrom >= 0 && s.dec.Offset()-s.holdFrom > limit {
 		s.emitPending()
 	}
 	s.store()
