@@ -691,10 +691,11 @@ func expectJSONFile(b []byte) []byte {
 	return out
 }
 
-// checkSpoolDrained waits until the plugin's spool holds nothing but the
-// per-container key sequence counters (files named "seq"): every segment was
-// uploaded and deleted and no stream state is left once the containers are
-// gone. It fails after exitDeadline plus margin, listing what is left.
+// checkSpoolDrained waits until the plugin's spool holds nothing but its
+// lock and sequence counter (segments/.lock, segments/.seq): every segment
+// was uploaded and deleted, every container folder removed, and no stream
+// state is left once the containers are gone. It fails after exitDeadline
+// plus margin, listing what is left.
 func (s *suite) checkSpoolDrained(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(exitDeadline + deadlineMargin)
@@ -704,8 +705,12 @@ func (s *suite) checkSpoolDrained(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if !d.IsDir() && d.Name() != "seq" {
-				rel, _ := filepath.Rel(s.spool, p)
+			rel, _ := filepath.Rel(s.spool, p)
+			switch {
+			case rel == "segments/.lock", rel == "segments/.seq":
+			case d.IsDir() && filepath.Dir(rel) == "segments" && rel != "segments/_quarantine":
+				left = append(left, rel+"/") // a container folder
+			case !d.IsDir():
 				left = append(left, rel)
 			}
 			return nil

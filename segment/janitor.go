@@ -170,10 +170,18 @@ func (j *janitor) measureLocked(now time.Time) {
 	_, j.walkGen = j.acct.sealed()
 }
 
-// dropSum adds up drops for the summary line.
+// dropSum adds up drops for the summary lines.
 type dropSum struct {
 	segments, bytes, records int64
 	containers               map[string]struct{}
+}
+
+// containerDrops adds up, per container, the drops past maxDropLines in one
+// visit: one summary line per container, so every lost record stays
+// attributed to its container.
+type containerDrops struct {
+	name string
+	sum  dropSum
 }
 
 // dropOldestLocked deletes sealed segments, oldest first, until their bytes
@@ -189,7 +197,9 @@ func (j *janitor) dropOldestLocked(u usage, now time.Time) usage {
 		j.log.Error("spool scan", "err", err)
 	}
 	target := int64(float64(j.limit) * lowWater)
-	var all, rest dropSum
+	var all dropSum
+	var order []string
+	rest := map[string]*containerDrops{}
 	for _, seg := range sealed {
 		if (j.limit <= 0 || u.sealed <= target) && (u.free < 0 || u.free >= j.minFree) {
 			break
@@ -214,13 +224,21 @@ func (j *janitor) dropOldestLocked(u usage, now time.Time) usage {
 				"key", seg.Meta.Key, "bytes", fi.Size(), "records", seg.Meta.Records,
 				"first_time", seg.Meta.FirstTime, "spool_bytes", u.sealed, "limit", j.limit)
 		} else {
-			rest.add(seg, fi.Size())
+			id := seg.Meta.Container.ID
+			cd := rest[id]
+			if cd == nil {
+				cd = &containerDrops{name: strings.TrimPrefix(seg.Meta.Container.Name, "/")}
+				rest[id] = cd
+				order = append(order, id)
+			}
+			cd.sum.add(seg, fi.Size())
 		}
 	}
-	if rest.segments > 0 {
+	for _, id := range order {
+		cd := rest[id]
 		j.log.Warn("spool full: dropped more of the oldest segments without uploading them",
-			"segments", rest.segments, "bytes", rest.bytes, "records", rest.records,
-			"containers", len(rest.containers), "dropped_this_visit", all.segments,
+			"container", id, "name", cd.name, "segments", cd.sum.segments, "bytes", cd.sum.bytes,
+			"records", cd.sum.records, "dropped_this_visit", all.segments,
 			"spool_bytes", u.sealed, "limit", j.limit)
 	}
 	// A scan that could not list everything may have missed candidates.
