@@ -191,7 +191,8 @@ func drain(src frameSource) (int64, error) {
 }
 
 // recoverable handles a Decode error after which decoding goes on: bytes
-// skipped to resynchronise, a corrupt entry, or an idle FIFO.
+// skipped to resynchronise (a corrupt or torn frame, or a re-attach that
+// started inside a frame), or an idle FIFO.
 func (s *stream) recoverable(err error) bool {
 	var skip *fifo.SkipError
 	switch {
@@ -199,9 +200,6 @@ func (s *stream) recoverable(err error) bool {
 		s.skipped += skip.Bytes
 		s.log.Warn("skipped bytes of the log stream to find the next frame", "file", s.file,
 			"skipped_bytes", skip.Bytes, "cause", skip.Cause, "skipped_total", s.skipped)
-		return true
-	case errors.Is(err, fifo.ErrCorrupt):
-		s.log.Error("skipping a log entry that does not decode", "file", s.file, "err", err)
 		return true
 	case errors.Is(err, errIdle), errors.Is(err, errHangup):
 		s.idle(errors.Is(err, errHangup))
