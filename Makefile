@@ -78,7 +78,7 @@ unit: minio
 ## e2e: reinstall the plugin, then run the end-to-end suite against Docker and MinIO
 e2e: plugin minio
 	S3LOGS_PLUGIN=$(PLUGIN) S3LOGS_LOGGEN_IMAGE=$(LOGGEN_IMAGE) \
-	  $(GO) test -race -count=1 -timeout 15m -parallel 8 -v $(E2E_FLAGS) ./e2e
+	  $(GO) test -race -count=1 -timeout 30m -parallel 8 -v $(E2E_FLAGS) ./e2e
 
 ## demo: install the plugin, log a container to a throwaway MinIO, print what landed in S3
 demo: plugin loggen-image minio
