@@ -73,7 +73,9 @@ type stream struct {
 
 	buf        []byte // the JSON line being built; reused
 	appendErrs int    // consecutive Append failures, for log throttling
-	skipped    int64  // FIFO bytes skipped to resynchronise
+	lastShrink time.Time
+	oversized  bool  // a shrink was due but rate-limited
+	skipped    int64 // FIFO bytes skipped to resynchronise
 }
 
 // hookReader runs the stream's store-then-commit step before every read
@@ -95,6 +97,9 @@ func (s *stream) run() {
 	var e logentry.LogEntry
 	var err error
 	for {
+		if s.dec.Buffered() == 0 {
+			s.shrink() // the next Decode reads, and may block
+		}
 		start := s.dec.Offset()
 		err = s.dec.Decode(&e)
 		if err != nil {
@@ -167,6 +172,35 @@ func (s *stream) run() {
 		s.log.Warn("log stream ended after resynchronising", "file", s.file, "skipped_bytes", s.skipped)
 	}
 	s.log.Debug("stream ended", "file", s.file, "interrupted", interrupted)
+}
+
+// shrinkAbove is the buffer size beyond which a stream gives memory back
+// after a spike (a long line), at most every shrinkEvery.
+const (
+	shrinkAbove = 64 << 10
+	shrinkEvery = time.Second
+)
+
+// shrink gives back the memory that a long line made the decoder, the
+// assembler or the JSON buffer grow to (up to several MiB), so that a
+// stream that logged one 1 MiB line does not keep it; streams that keep
+// logging long lines regrow their buffers at most once per shrinkEvery.
+func (s *stream) shrink() {
+	// A long line always passes through the JSON buffer: its size tells
+	// whether there is anything to give back.
+	if cap(s.buf) <= shrinkAbove {
+		return
+	}
+	now := time.Now()
+	if now.Sub(s.lastShrink) < shrinkEvery {
+		return
+	}
+	s.lastShrink = now
+	s.dec.Shrink()
+	s.asm.Shrink()
+	if cap(s.buf) > shrinkAbove {
+		s.buf = nil
+	}
 }
 
 // drain reads and consumes src to EOF (or until interrupted) and returns

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -335,4 +336,24 @@ func TestReattachNeverLeavesAFIFOUnread(t *testing.T) {
 			t.Errorf("%d segments stored without a bucket", len(e.q.sealed))
 		}
 	})
+}
+
+// TestStreamShrinksAfterALongLine: a stream that logged a 1 MiB line gives
+// the memory back before its next blocking read.
+func TestStreamShrinksAfterALongLine(t *testing.T) {
+	sp, err := segment.Open(segment.Config{Root: t.TempDir(), NoTicker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	long := frame(t, &logentry.LogEntry{Source: "stdout", TimeNano: time.Now().UnixNano(), Line: bytes.Repeat([]byte{1}, 1<<20-64)})
+	s := newBenchStream(t, sp, bytes.NewReader(long), func(segment.Sealed) {})
+	s.w = nil // count, do not store: this test is about memory
+	s.run()
+	if cap(s.buf) > shrinkAbove {
+		t.Errorf("JSON buffer still %d bytes after the stream ended", cap(s.buf))
+	}
+	if s.discarded != 1 {
+		t.Fatalf("%d records, want 1", s.discarded)
+	}
 }

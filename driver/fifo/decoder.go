@@ -197,6 +197,21 @@ func (d *Decoder) Buffered() int {
 	return d.w - d.r
 }
 
+// Shrink returns a read buffer that grew beyond Options.BufSize (to hold a
+// large frame) to that size, keeping the bytes buffered, when they fit;
+// otherwise it does nothing. A stream calls it now and then, between
+// Decode calls (never from inside its reader), so that one 1 MiB frame does
+// not pin 1 MiB for the rest of the stream.
+func (d *Decoder) Shrink() {
+	if len(d.buf) <= d.opts.BufSize || d.w-d.r > d.opts.BufSize {
+		return
+	}
+	nb := make([]byte, d.opts.BufSize)
+	d.w = copy(nb, d.buf[d.r:d.w])
+	d.r = 0
+	d.buf = nb
+}
+
 // Offset returns the number of stream bytes that lie before the next frame
 // Decode can return: the bytes of the frames already returned plus the bytes
 // skipped (Skipped), counted from the start of the stream (or the last

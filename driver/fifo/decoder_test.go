@@ -478,3 +478,25 @@ func BenchmarkResyncSearch(b *testing.B) {
 		}
 	}
 }
+
+// TestDecoderShrink: after a frame larger than the read buffer, Shrink
+// returns the buffer to its configured size without losing buffered bytes.
+func TestDecoderShrink(t *testing.T) {
+	big := frame(t, &logentry.LogEntry{Source: "stdout", TimeNano: 1, Line: bytes.Repeat([]byte("y"), 200<<10)})
+	small := frame(t, &logentry.LogEntry{Source: "stdout", TimeNano: 2, Line: []byte("after")})
+	d := NewDecoderOptions(bytes.NewReader(append(big, small...)), Options{BufSize: 4096})
+	var e logentry.LogEntry
+	if err := d.Decode(&e); err != nil || len(e.Line) != 200<<10 {
+		t.Fatalf("big frame: %v (%d bytes)", err, len(e.Line))
+	}
+	if len(d.buf) <= 4096 {
+		t.Fatalf("buffer did not grow for the big frame: %d", len(d.buf))
+	}
+	d.Shrink()
+	if len(d.buf) != 4096 {
+		t.Errorf("buffer after Shrink: %d bytes, want 4096", len(d.buf))
+	}
+	if err := d.Decode(&e); err != nil || string(e.Line) != "after" {
+		t.Fatalf("frame after Shrink: %v %q", err, e.Line)
+	}
+}

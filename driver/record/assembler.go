@@ -155,6 +155,22 @@ func (a *Assembler) EmitPending(emit func(*Record) error) error {
 	return nil
 }
 
+// Shrink drops the buffers of sources with no pending line that grew
+// beyond 64 KiB, so that one long line does not pin up to MaxRecordSize
+// per source for the rest of the stream. Call it now and then, not per
+// entry.
+func (a *Assembler) Shrink() {
+	for _, c := range a.chains {
+		if !c.active && cap(c.buf) > shrinkAbove {
+			c.buf = nil
+		}
+	}
+}
+
+// shrinkAbove is the buffer capacity beyond which Shrink drops an idle
+// buffer.
+const shrinkAbove = 64 << 10
+
 func (c *chain) start(t int64, hasMeta bool, id string) {
 	c.active = true
 	c.hasMeta = hasMeta

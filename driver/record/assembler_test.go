@@ -414,3 +414,32 @@ func TestAssemblerEmitPending(t *testing.T) {
 		t.Errorf("got %v\nwant %v", got, want)
 	}
 }
+
+// TestAssemblerShrink: after a long line, Shrink gives its buffer back;
+// a pending line keeps its bytes.
+func TestAssemblerShrink(t *testing.T) {
+	a := NewAssembler()
+	emit := func(*Record) error { return nil }
+	long := strings.Repeat("x", 16<<10)
+	for i := int32(1); i <= 10; i++ {
+		if err := a.Add(part("stdout", 1, long, "big", i, i == 10), emit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Add(part("stderr", 1, long, "held", 1, false), emit); err != nil {
+		t.Fatal(err)
+	}
+	a.Shrink()
+	for _, c := range a.chains {
+		switch c.source {
+		case "stdout":
+			if cap(c.buf) != 0 {
+				t.Errorf("idle source kept %d bytes of buffer", cap(c.buf))
+			}
+		case "stderr":
+			if len(c.buf) != 16<<10 {
+				t.Errorf("pending line lost its bytes: %d", len(c.buf))
+			}
+		}
+	}
+}
