@@ -171,18 +171,21 @@ func TestFaults(t *testing.T) {
 			verify(c)
 		}
 
-		// The verdict compares the fastest run of each side: on this
-		// 2-core machine single runs vary by 10 to 20% from interference
-		// (dockerd, containerd and the test share the cores), which only
-		// ever adds time, while a plugin that waited on S3 would slow
-		// every run down, the fastest included. Medians are logged too.
+		// The verdict compares the fastest run of each side, with room
+		// to spare: on this 2-core machine single runs vary by 10 to 20%
+		// from interference (dockerd, containerd and the test share the
+		// cores; fastest-run slowdowns from -11% to +19% were seen with
+		// nothing wrong), while a container that waited on S3 would be
+		// held for the 60 s outage, several times its 6 to 10 s run. The
+		// precise slowdown is a benchmark's business, not a test's.
+		// Medians are logged too.
 		slow := float64(slices.Min(down))/float64(slices.Min(up)) - 1
 		medSlow := float64(median(down))/float64(median(up)) - 1
 		t.Logf("MEASURE outage: lines=%d up=%v down=%v fastest_up=%v fastest_down=%v slowdown=%+.1f%% median_slowdown=%+.1f%% outage=%v catchup=%v lost=%d duplicates=%d",
 			spec.Count(), roundAll(up), roundAll(down), slices.Min(up).Round(time.Millisecond), slices.Min(down).Round(time.Millisecond),
 			100*slow, 100*medSlow, outage, catchUp.Round(time.Millisecond), lost, dups)
-		if slow > 0.10 {
-			t.Errorf("containers ran %.1f%% slower with S3 down (fastest run %v) than up (fastest run %v); limit 10%%", 100*slow, slices.Min(down), slices.Min(up))
+		if slow > 0.50 {
+			t.Errorf("containers ran %.1f%% slower with S3 down (fastest run %v) than up (fastest run %v); limit 50%%", 100*slow, slices.Min(down), slices.Min(up))
 		}
 	})
 
