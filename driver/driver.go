@@ -109,6 +109,9 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("driver: create state folder: %w", err)
 	}
+	if err := syncDir(filepath.Dir(cfg.StateDir)); err != nil {
+		return nil, fmt.Errorf("driver: create state folder: %w", err)
+	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, streams: make(map[string]*stream), stop: make(chan struct{}), openFIFO: openFIFO}
 	if f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
 		d.devNull = f
@@ -400,11 +403,27 @@ func (d *Driver) save(s savedStream) error {
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
+	if err == nil {
+		// The rename must survive a power loss too, or the stream could
+		// not be re-attached after it.
+		err = syncDir(d.cfg.StateDir)
+	}
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("driver: save stream: %w", err)
 	}
 	return nil
+}
+
+// syncDir fsyncs a folder, so the entries created or renamed in it are
+// durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // forget removes a stream's saved file.
