@@ -159,3 +159,17 @@ func TestPeekSourceCommitBounds(t *testing.T) {
 		t.Fatal("Commit of more than was delivered succeeded")
 	}
 }
+
+// TestPeekSourceRefusesNonPipes: only a FIFO can be peeked; the stream then
+// falls back to plain reads.
+func TestPeekSourceRefusesNonPipes(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "regular"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if ps, err := newPeekSource(f, nil); err == nil {
+		ps.Close()
+		t.Fatal("newPeekSource accepted a regular file")
+	}
+}
