@@ -113,8 +113,9 @@
 // The read buffer holds Options.BufSize bytes. To hold a larger frame it
 // grows when full, doubling but never beyond the frame's stated length plus
 // 8 bytes (at most MaxFrameSize+8), so memory follows the data that arrived,
-// never a length prefix alone; it then keeps its size. Resynchronising costs
-// no memory beyond that.
+// never a length prefix alone; it then keeps its size until Shrink, which a
+// caller may call between Decode calls to give it back. Resynchronising
+// costs no memory beyond that.
 //
 // A Decoder is not safe for concurrent use.
 package fifo
