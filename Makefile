@@ -74,6 +74,8 @@ test: unit e2e
 unit: minio
 	$(GO) vet ./...
 	$(GO) test -race -count=1 $(UNIT_PKGS)
+	# The resync sweep's full million cut points (every fourth under -race).
+	$(GO) test -count=1 -run '^TestResyncSweep$$' ./driver/fifo/
 
 ## e2e: reinstall the plugin, then run the end-to-end suite against Docker and MinIO
 e2e: plugin minio
