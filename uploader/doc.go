@@ -3,8 +3,8 @@
 //
 // # Lifecycle
 //
-// New validates a Config. Start scans the spool root once with
-// segment.ScanSealed and starts Config.Workers worker goroutines; while it
+// New validates a Config. Start scans the spool root once with Config.Scan
+// (default segment.ScanSealed) and starts Config.Workers worker goroutines; while it
 // runs, the segment writer reports newly sealed segments with Enqueue. Close
 // stops taking work, lets in-flight uploads finish until its context's
 // deadline, cancels the rest and waits for every goroutine the Uploader

@@ -55,6 +55,11 @@ type Config struct {
 	// MinThroughput is the slowest upload rate, in bytes per second, that
 	// an attempt is given time for. Default 1 MiB/s.
 	MinThroughput int64
+	// Scan lists the sealed segments at Start. Default
+	// segment.ScanSealed(Root); the plugin passes its Spool's ScanSealed,
+	// whose segments tell the Spool when they are removed, so it can
+	// remove a container's folder once its last segment is uploaded.
+	Scan func() ([]segment.Sealed, error)
 
 	// Test hooks; nil selects the real implementation.
 	newClient func(ctx context.Context, d segment.Destination) (objectPutter, error)
@@ -210,7 +215,11 @@ func (u *Uploader) Start(ctx context.Context) error {
 	u.wg.Add(u.cfg.Workers)
 	u.mu.Unlock()
 
-	segs, err := segment.ScanSealed(u.cfg.Root)
+	scan := u.cfg.Scan
+	if scan == nil {
+		scan = func() ([]segment.Sealed, error) { return segment.ScanSealed(u.cfg.Root) }
+	}
+	segs, err := scan()
 	if err != nil {
 		u.log.Error("uploader: spool scan reported problems", "root", u.cfg.Root, "err", err)
 	}

@@ -585,3 +585,18 @@ func TestDrain(t *testing.T) {
 		}
 	})
 }
+
+// TestStartUsesScan: Start queues what Config.Scan lists, not what it
+// would find itself.
+func TestStartUsesScan(t *testing.T) {
+	root := t.TempDir()
+	listed, _ := makeSegment(t, root, testSegment{container: "listed", seq: 1, records: 1, dest: destA})
+	unlisted, _ := makeSegment(t, root, testSegment{container: "unlisted", seq: 1, records: 1, dest: destA})
+	p := &fakePutter{put: func(context.Context, *s3.PutObjectInput) error { return nil }}
+	u := startUploader(t, Config{Root: root, Workers: 1, Scan: func() ([]segment.Sealed, error) { return []segment.Sealed{listed}, nil }}, p)
+	waitFor(t, 5*time.Second, "the listed upload", func() bool { return u.Pending() == 0 })
+	calls, _, _ := p.snapshot()
+	if len(calls) != 1 || calls[0] != listed.Meta.Key || !exists(t, unlisted.Path()) {
+		t.Errorf("uploads %v; want only %s", calls, listed.Meta.Key)
+	}
+}

@@ -70,12 +70,18 @@ func run() error {
 
 	// The uploader exists before the spool so that segments the spool's
 	// janitor repairs can be handed to it; it starts after re-attach.
-	up, err := uploader.New(uploader.Config{Root: filepath.Join(cfg.spoolDir, "segments"), Logger: log, BackoffCap: cfg.backoffMax})
+	var spool *segment.Spool // opened below, before the uploader starts
+	up, err := uploader.New(uploader.Config{
+		Root:       filepath.Join(cfg.spoolDir, "segments"),
+		Logger:     log,
+		BackoffCap: cfg.backoffMax,
+		Scan:       func() ([]segment.Sealed, error) { return spool.ScanSealed() },
+	})
 	if err != nil {
 		return err
 	}
 	// Opening the spool takes its lock: one plugin instance per folder.
-	spool, err := segment.Open(segment.Config{
+	spool, err = segment.Open(segment.Config{
 		Root:        filepath.Join(cfg.spoolDir, "segments"),
 		Logger:      log,
 		RecordTime:  driver.RecordTime,
