@@ -445,35 +445,11 @@ func TestAllowedEndpoints(t *testing.T) {
 		t.Fatalf("allowed endpoint refused: %v", err)
 	}
 	// The admin tightens the setting; the plugin restarts.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := e.d.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	root := e.spool.Root()
-	e.spool.Close()
-	e.openDriver(root)
+	e.restart(t)
 	none, _ := logopt.ParseEndpointPolicy("none")
 	e.d.cfg.AllowedEndpoints = none
 	if n, err := e.d.Reattach(nil); err != nil || n != 1 {
 		t.Fatalf("Reattach = %d, %v", n, err)
 	}
-	// The writer is never blocked: 4 MiB go through a 1 MiB pipe.
-	done := make(chan error, 1)
-	go writeLines(t, w, 0, 200_000, done)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("writer blocked on a stream whose endpoint is no longer allowed")
-	}
-	w.Close()
-	waitFor(t, func() bool { return e.d.Streams() == 0 })
-	e.q.mu.Lock()
-	defer e.q.mu.Unlock()
-	if len(e.q.sealed) != 0 {
-		t.Errorf("%d segments stored for a disallowed endpoint", len(e.q.sealed))
-	}
+	e.readNotStored(t, w)
 }

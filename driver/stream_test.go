@@ -109,16 +109,9 @@ func TestShutdownAndReattachLoseNothing(t *testing.T) {
 	if err := e.d.StartLogging(path, info(map[string]string{"bucket": "logs"})); err != nil {
 		t.Fatal(err)
 	}
-	root := e.spool.Root()
 	for range 3 {
 		time.Sleep(30 * time.Millisecond)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := e.d.Shutdown(ctx); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-		e.spool.Close()
-		e.openDriver(root)
+		e.restart(t)
 		if got, err := e.d.Reattach(nil); err != nil || got != 1 {
 			t.Fatalf("Reattach = %d, %v", got, err)
 		}
@@ -187,14 +180,7 @@ func TestHeldPartialLineSurvivesRestart(t *testing.T) {
 	whole := frame(t, &logentry.LogEntry{Source: "stdout", TimeNano: now - 1, Line: []byte("before")})
 	w.Write(append(whole, append(piece(1, false, strings.Repeat("a", 16<<10)), piece(2, false, strings.Repeat("b", 16<<10))...)...))
 	time.Sleep(200 * time.Millisecond) // read, and the chain held
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := e.d.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	root := e.spool.Root()
-	e.spool.Close()
-	e.openDriver(root)
+	e.restart(t)
 	if got, err := e.d.Reattach(nil); err != nil || got != 1 {
 		t.Fatalf("Reattach = %d, %v", got, err)
 	}
@@ -318,24 +304,32 @@ func TestReattachNeverLeavesAFIFOUnread(t *testing.T) {
 		if n, _ := e.d.Reattach(nil); n != 1 {
 			t.Fatalf("Reattach resumed %d streams, want 1 (read and counted)", n)
 		}
-		done := make(chan error, 1)
-		go writeLines(t, w, 0, 200_000, done) // 4 MiB through a 1 MiB pipe
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the container's writes blocked: the FIFO was left unread")
-		}
-		w.Close()
-		waitFor(t, func() bool { return e.d.Streams() == 0 })
-		e.q.mu.Lock()
-		defer e.q.mu.Unlock()
-		if len(e.q.sealed) != 0 {
-			t.Errorf("%d segments stored without a bucket", len(e.q.sealed))
-		}
+		e.readNotStored(t, w)
 	})
+}
+
+// readNotStored writes 4 MiB into the FIFO through w (four times its pipe)
+// and checks that the stream read it all, so the writer never blocked, and
+// stored nothing.
+func (e *env) readNotStored(t *testing.T, w *os.File) {
+	t.Helper()
+	done := make(chan error, 1)
+	go writeLines(t, w, 0, 200_000, done)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the container's writes blocked: the FIFO was left unread")
+	}
+	w.Close()
+	waitFor(t, func() bool { return e.d.Streams() == 0 })
+	e.q.mu.Lock()
+	defer e.q.mu.Unlock()
+	if len(e.q.sealed) != 0 {
+		t.Errorf("%d segments stored for a stream that must only be read", len(e.q.sealed))
+	}
 }
 
 // TestStreamShrinksAfterALongLine: a stream that logged a 1 MiB line gives
