@@ -3,7 +3,6 @@ package segment
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,24 +187,8 @@ type walkResult struct {
 // what was found.
 func walkSpool(root string, legacy bool) (walkResult, error) {
 	w := walkResult{files: make(map[string]ledgerEntry)}
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return w, fmt.Errorf("segment: walk %s: %w", root, err)
-	}
 	var errs []error
-	for _, e := range entries {
-		if !isContainerDir(e) {
-			continue
-		}
-		dir := filepath.Join(root, e.Name())
-		files, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("segment: walk %s: %w", dir, err))
-			continue
-		}
+	err := eachContainerDir(root, func(dir string, files []os.DirEntry) {
 		metas := make(map[string]int64)
 		var datas []string
 		segs := 0
@@ -242,6 +225,9 @@ func walkSpool(root string, legacy bool) (walkResult, error) {
 		if segs == 0 {
 			w.idle = append(w.idle, dir)
 		}
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("segment: walk %s: %w", root, err))
 	}
 	return w, errors.Join(errs...)
 }

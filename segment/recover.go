@@ -110,23 +110,8 @@ type repairer struct {
 
 // recoverAll repairs every in-progress file of the spool. See Spool.Recover.
 func (rp *repairer) recoverAll() ([]RecoveryReport, error) {
-	entries, err := os.ReadDir(rp.root)
-	if err != nil {
-		return nil, fmt.Errorf("segment: recover: %w", err)
-	}
 	var reports []RecoveryReport
-	for _, e := range entries {
-		if !isContainerDir(e) {
-			continue
-		}
-		dir := filepath.Join(rp.root, e.Name())
-		files, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // pruned: it held nothing
-		}
-		if err != nil {
-			return reports, fmt.Errorf("segment: recover: %w", err)
-		}
+	err := eachContainerDir(rp.root, func(dir string, files []os.DirEntry) {
 		for _, f := range files {
 			if name, ok := strings.CutSuffix(f.Name(), PartialSuffix); ok && strings.HasSuffix(name, DataSuffix) {
 				r := rp.recoverFile(dir, name)
@@ -134,6 +119,9 @@ func (rp *repairer) recoverAll() ([]RecoveryReport, error) {
 				reports = append(reports, r)
 			}
 		}
+	})
+	if err != nil {
+		return reports, fmt.Errorf("segment: recover: %w", err)
 	}
 	return reports, nil
 }

@@ -30,6 +30,34 @@ func isContainerDir(e os.DirEntry) bool {
 	return e.IsDir() && n != "" && n[0] != '_' && n[0] != '.'
 }
 
+// eachContainerDir calls fn with every container folder under root and its
+// entries. A folder removed meanwhile (pruned) is skipped; one that cannot
+// be read is reported in the joined error and the walk goes on. An error
+// reading root itself is returned as it is, before any call.
+func eachContainerDir(root string, fn func(dir string, files []os.DirEntry)) error {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if !isContainerDir(e) {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		files, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("segment: read %s: %w", dir, err))
+			continue
+		}
+		fn(dir, files)
+	}
+	return errors.Join(errs...)
+}
+
 // ScanSealed lists the sealed segments under the spool root, oldest first
 // (by first record time, then sequence). It is safe to call while Writers
 // are active and while segments are removed: it only lists sealed files,
@@ -58,28 +86,12 @@ func (s *Spool) ScanSealed() ([]Sealed, error) {
 // scanSealed is ScanSealed; the segments carry acct, and now is the time
 // of any quarantine.
 func scanSealed(root string, now time.Time, acct *ledger) ([]Sealed, error) {
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("segment: scan %s: %w", root, err)
+	if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
 	var out []Sealed
 	var errs []error
-	for _, e := range entries {
-		if !isContainerDir(e) {
-			continue
-		}
-		dir := filepath.Join(root, e.Name())
-		files, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // pruned meanwhile
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("segment: scan %s: %w", dir, err))
-			continue
-		}
+	err := eachContainerDir(root, func(dir string, files []os.DirEntry) {
 		for _, f := range files {
 			name := f.Name()
 			if f.IsDir() || !strings.HasSuffix(name, DataSuffix) {
@@ -96,6 +108,9 @@ func scanSealed(root string, now time.Time, acct *ledger) ([]Sealed, error) {
 				errs = append(errs, err)
 			}
 		}
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("segment: scan %s: %w", root, err))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].Meta, out[j].Meta

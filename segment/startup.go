@@ -1,9 +1,7 @@
 package segment
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,28 +24,16 @@ func (p Partial) Container() string { return filepath.Base(p.Dir) }
 // them with RecoverPartial in the background, while new Writers, which
 // always take higher sequence numbers, write beside them.
 func (s *Spool) ListPartials() ([]Partial, error) {
-	entries, err := os.ReadDir(s.root)
-	if err != nil {
-		return nil, fmt.Errorf("segment: list in-progress files: %w", err)
-	}
 	var out []Partial
-	for _, e := range entries {
-		if !isContainerDir(e) {
-			continue
-		}
-		dir := filepath.Join(s.root, e.Name())
-		files, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // an empty folder the janitor removed meanwhile
-		}
-		if err != nil {
-			return out, fmt.Errorf("segment: list in-progress files: %w", err)
-		}
+	err := eachContainerDir(s.root, func(dir string, files []os.DirEntry) {
 		for _, f := range files {
 			if name, ok := strings.CutSuffix(f.Name(), PartialSuffix); ok && strings.HasSuffix(name, DataSuffix) {
 				out = append(out, Partial{Dir: dir, Name: name})
 			}
 		}
+	})
+	if err != nil {
+		return out, fmt.Errorf("segment: list in-progress files: %w", err)
 	}
 	return out, nil
 }
