@@ -54,8 +54,6 @@ type Config struct {
 	FIFODir string
 	// Hostname fills the {{.Hostname}} key template field.
 	Hostname string
-	// DefaultRegion is used when the region log-opt is empty.
-	DefaultRegion string
 	// Logger receives the plugin's own logs. Default slog.Default().
 	Logger *slog.Logger
 	// AllowedEndpoints restricts the endpoint log-opt (plugin setting
@@ -99,9 +97,6 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.FIFODir == "" {
 		cfg.FIFODir = DefaultFIFODir
-	}
-	if cfg.DefaultRegion == "" {
-		cfg.DefaultRegion = "us-east-1"
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -252,10 +247,6 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 	if opts == nil {
 		return st, nil // read and counted, not stored (see savedOptions)
 	}
-	region := opts.Region
-	if region == "" {
-		region = d.cfg.DefaultRegion
-	}
 	kinfo := keys.Info{
 		ContainerID:   saved.ContainerID,
 		ContainerName: saved.ContainerName,
@@ -269,7 +260,7 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 		Container: segment.Container{ID: cid, Name: saved.ContainerName, ImageName: saved.ImageName, ImageID: saved.ImageID},
 		Destination: segment.Destination{
 			Bucket:         opts.Bucket,
-			Region:         region,
+			Region:         opts.Region, // "": the uploader's S3 client resolves it
 			Endpoint:       opts.Endpoint,
 			ForcePathStyle: opts.ForcePathStyle,
 			StorageClass:   opts.StorageClass,

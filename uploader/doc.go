@@ -40,11 +40,11 @@
 // hold a worker forever. The local files are removed only after PutObject
 // returned success.
 //
-// One S3 client is created per destination (bucket, region, endpoint,
-// path-style) on first use and reused. Credentials come from the SDK's
-// default chain (environment, shared files, web identity, ECS, IMDS). The
-// region is Destination.Region, else the chain's region (AWS_REGION, the
-// profile), else us-east-1.
+// S3 clients come from package s3client, one per region, endpoint and
+// addressing style, created on first use and reused, with the SDK's own
+// retries off (the Uploader retries). Credentials come from the SDK's
+// default chain; the region is Destination.Region, else the chain's
+// region (AWS_REGION, the profile), else s3client.DefaultRegion.
 //
 // # Errors and retry
 //

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/s3logs/s3logs/internal/miniotest"
+	"github.com/s3logs/s3logs/s3client"
 	"github.com/s3logs/s3logs/segment"
 )
 
@@ -83,9 +84,9 @@ func (c *confirmingPutter) snapshot() (attempts int, confirmed []string) {
 // wrapRealClients makes cfg use the real client factory, its client
 // wrapped by cp (the tests use one destination).
 func wrapRealClients(cfg *Config, cp *confirmingPutter) func() {
-	f := &s3Factory{}
+	f := s3client.NewFactory(s3client.Options{MaxAttempts: 1})
 	cfg.newClient = func(ctx context.Context, d segment.Destination) (objectPutter, error) {
-		c, err := f.newClient(ctx, d)
+		c, err := f.Client(ctx, targetOf(d))
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +95,7 @@ func wrapRealClients(cfg *Config, cp *confirmingPutter) func() {
 		cp.mu.Unlock()
 		return cp, nil
 	}
-	return f.closeIdle
+	return f.CloseIdle
 }
 
 func listKeys(t *testing.T, client *s3.Client, bucket string) []string {
@@ -191,9 +192,9 @@ func TestMinIORefusesBadDigest(t *testing.T) {
 	srv.CreateBucket(t, "logs")
 	minioEnv(t, srv)
 	seg, _ := makeSegment(t, t.TempDir(), testSegment{container: "digest", seq: 1, records: 100, dest: minioDest(srv, "logs")})
-	f := &s3Factory{}
-	defer f.closeIdle()
-	client, err := f.newClient(context.Background(), seg.Meta.Destination)
+	f := s3client.NewFactory(s3client.Options{MaxAttempts: 1})
+	defer f.CloseIdle()
+	client, err := f.Client(context.Background(), targetOf(seg.Meta.Destination))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,19 +6,16 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/s3logs/s3logs/s3client"
 	"github.com/s3logs/s3logs/segment"
 )
 
@@ -30,73 +27,20 @@ type objectPutter interface {
 
 var _ objectPutter = (*s3.Client)(nil)
 
-// clientKey identifies the S3 client of a destination. Storage class and
-// encryption are per request and not part of it.
-type clientKey struct {
-	Bucket, Region, Endpoint string
-	PathStyle                bool
+// destKey identifies a destination for backoff: the bucket and where its
+// requests go. Storage class and encryption are per request and not part
+// of it.
+type destKey struct {
+	Bucket string
+	Target s3client.Target
 }
 
-func keyOf(d segment.Destination) clientKey {
-	return clientKey{Bucket: d.Bucket, Region: d.Region, Endpoint: d.Endpoint, PathStyle: d.ForcePathStyle}
-}
+func keyOf(d segment.Destination) destKey { return destKey{Bucket: d.Bucket, Target: targetOf(d)} }
 
-// DefaultRegion is the region used when neither the destination nor the
-// SDK's configuration chain names one.
-const DefaultRegion = "us-east-1"
-
-// s3Factory creates real S3 clients. The transports their HTTP clients
-// build are remembered so that Close can drop idle connections.
-type s3Factory struct {
-	mu         sync.Mutex // guards transports
-	transports []*http.Transport
-}
-
-// newClient builds an S3 client for d with the SDK's default credential
-// chain, the SDK's retries off (the Uploader retries) and only required
-// checksums (the Uploader sets Content-MD5). The HTTP client is the SDK's
-// buildable client, so that AWS_CA_BUNDLE and similar settings still apply.
-func (f *s3Factory) newClient(ctx context.Context, d segment.Destination) (objectPutter, error) {
-	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		f.mu.Lock()
-		f.transports = append(f.transports, tr)
-		f.mu.Unlock()
-	})
-	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(hc),
-		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
-		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-	}
-	if d.Region != "" {
-		opts = append(opts, config.WithRegion(d.Region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("uploader: load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
-	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if d.Endpoint != "" {
-			ep := d.Endpoint
-			if !strings.Contains(ep, "://") {
-				ep = "https://" + ep
-			}
-			o.BaseEndpoint = aws.String(ep)
-		}
-		o.UsePathStyle = d.ForcePathStyle
-	}), nil
-}
-
-// closeIdle closes the idle connections of every client created so far.
-func (f *s3Factory) closeIdle() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, tr := range f.transports {
-		tr.CloseIdleConnections()
-	}
+// targetOf returns the S3 client target of a destination. Bucket, storage
+// class and encryption are per request and not part of it.
+func targetOf(d segment.Destination) s3client.Target {
+	return s3client.Target{Region: d.Region, Endpoint: d.Endpoint, PathStyle: d.ForcePathStyle}
 }
 
 // fileMD5 returns the base64 MD5 of a file and its size.

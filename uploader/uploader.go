@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/s3logs/s3logs/s3client"
 	"github.com/s3logs/s3logs/segment"
 )
 
@@ -87,11 +88,11 @@ type Uploader struct {
 	clock     clock
 	randN     func(int64) int64
 	newClient func(ctx context.Context, d segment.Destination) (objectPutter, error)
-	factory   *s3Factory // nil when newClient is a test hook
+	factory   *s3client.Factory // nil when newClient is a test hook
 
 	// clientMu guards clients.
 	clientMu sync.Mutex
-	clients  map[clientKey]objectPutter
+	clients  map[s3client.Target]objectPutter
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -102,7 +103,7 @@ type Uploader struct {
 	queues  map[string][]*item // per container, FIFO
 	ring    []string           // containers with a non-empty queue, round-robin order
 	cursor  int                // index in ring where the next search starts
-	dests   map[clientKey]*destState
+	dests   map[destKey]*destState
 
 	runCtx    context.Context // set by Start; cancelled by Close after its deadline
 	cancel    context.CancelFunc
@@ -171,11 +172,11 @@ func New(cfg Config) (*Uploader, error) {
 		clock:     cfg.clock,
 		randN:     cfg.randN,
 		newClient: cfg.newClient,
-		clients:   make(map[clientKey]objectPutter),
+		clients:   make(map[s3client.Target]objectPutter),
 		changed:   make(chan struct{}),
 		items:     make(map[string]*item),
 		queues:    make(map[string][]*item),
-		dests:     make(map[clientKey]*destState),
+		dests:     make(map[destKey]*destState),
 		done:      make(chan struct{}),
 	}
 	if u.log == nil {
@@ -188,8 +189,10 @@ func New(cfg Config) (*Uploader, error) {
 		u.randN = rand.Int64N
 	}
 	if u.newClient == nil {
-		u.factory = &s3Factory{}
-		u.newClient = u.factory.newClient
+		u.factory = s3client.NewFactory(s3client.Options{MaxAttempts: 1})
+		u.newClient = func(ctx context.Context, d segment.Destination) (objectPutter, error) {
+			return u.factory.Client(ctx, targetOf(d))
+		}
 	}
 	return u, nil
 }
@@ -359,7 +362,7 @@ func (u *Uploader) Close(ctx context.Context) error {
 		cancel()
 	}
 	if u.factory != nil {
-		u.factory.closeIdle()
+		u.factory.CloseIdle()
 	}
 	u.log.Info("uploader: stopped", "left_on_disk", u.Pending())
 	return err
@@ -674,7 +677,7 @@ func (u *Uploader) attempt(it *item) error {
 
 // client returns the destination's S3 client, creating it on first use.
 func (u *Uploader) client(d segment.Destination) (objectPutter, error) {
-	k := keyOf(d)
+	k := targetOf(d)
 	u.clientMu.Lock()
 	defer u.clientMu.Unlock()
 	if c, ok := u.clients[k]; ok {

@@ -125,7 +125,6 @@ func run() error {
 		StateDir:         filepath.Join(cfg.spoolDir, "streams"),
 		FIFODir:          cfg.fifoDir,
 		Hostname:         host,
-		DefaultRegion:    os.Getenv("AWS_REGION"),
 		Logger:           log,
 		AllowedEndpoints: cfg.allowedEndpoints,
 	})

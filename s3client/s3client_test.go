@@ -1,4 +1,4 @@
-package uploader
+package s3client
 
 import (
 	"context"
@@ -6,9 +6,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/s3logs/s3logs/segment"
 )
 
 // TestClientOptions checks region resolution, endpoint, addressing,
@@ -22,26 +19,26 @@ func TestClientOptions(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	tests := []struct {
 		envRegion  string
-		dest       segment.Destination
+		dest       Target
 		wantRegion string
 		wantEP     string
 	}{
-		{"", segment.Destination{Bucket: "b"}, "us-east-1", ""},
-		{"eu-central-1", segment.Destination{Bucket: "b"}, "eu-central-1", ""},
-		{"eu-central-1", segment.Destination{Bucket: "b", Region: "ap-south-1"}, "ap-south-1", ""},
-		{"", segment.Destination{Bucket: "b", Endpoint: "minio.internal:9000", ForcePathStyle: true}, "us-east-1", "https://minio.internal:9000"},
-		{"", segment.Destination{Bucket: "b", Endpoint: "http://127.0.0.1:9000", ForcePathStyle: true}, "us-east-1", "http://127.0.0.1:9000"},
+		{"", Target{}, "us-east-1", ""},
+		{"eu-central-1", Target{}, "eu-central-1", ""},
+		{"eu-central-1", Target{Region: "ap-south-1"}, "ap-south-1", ""},
+		{"", Target{Endpoint: "minio.internal:9000", PathStyle: true}, "us-east-1", "https://minio.internal:9000"},
+		{"", Target{Endpoint: "http://127.0.0.1:9000", PathStyle: true}, "us-east-1", "http://127.0.0.1:9000"},
 	}
-	f := &s3Factory{}
-	defer f.closeIdle()
+	f := NewFactory(Options{MaxAttempts: 1})
+	defer f.CloseIdle()
 	for _, tt := range tests {
 		t.Setenv("AWS_REGION", tt.envRegion)
 		c, err := f.newClient(context.Background(), tt.dest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := c.(*s3.Client).Options()
-		if o.Region != tt.wantRegion || aws.ToString(o.BaseEndpoint) != tt.wantEP || o.UsePathStyle != tt.dest.ForcePathStyle {
+		o := c.Options()
+		if o.Region != tt.wantRegion || aws.ToString(o.BaseEndpoint) != tt.wantEP || o.UsePathStyle != tt.dest.PathStyle {
 			t.Errorf("%+v (AWS_REGION=%q): region %q endpoint %q path-style %v", tt.dest, tt.envRegion, o.Region, aws.ToString(o.BaseEndpoint), o.UsePathStyle)
 		}
 		if o.Retryer.MaxAttempts() != 1 {
