@@ -1,0 +1,124 @@
+package reader
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// DefaultPoll is how often Logs looks for new objects while following.
+const DefaultPoll = 2 * time.Second
+
+// Query says what Logs reads.
+type Query struct {
+	// Selectors name the containers: a name or an id prefix each; none
+	// selects every container.
+	Selectors []string
+	// Window bounds the records by time.
+	Window Window
+	// Tail, when >= 0, gives only the last Tail records of each container
+	// (before following).
+	Tail int
+	// Follow keeps polling for new objects after the records found at the
+	// start, every Poll (default DefaultPoll), until ctx is done or the
+	// window's Until has passed by Lookback. New objects appear as the
+	// plugin seals segments (segment-age, segment-size, container stop).
+	Follow bool
+	Poll   time.Duration
+	// Stats, if set, counts progress.
+	Stats *Stats
+	// Waiting, if set, is called while following when selectors have
+	// matched nothing yet (with the *NotFoundError); Logs keeps polling.
+	Waiting func(error)
+}
+
+// Logs finds the containers of q and calls fn with their records in time
+// order, then follows them if q.Follow. Without Follow, a selector that
+// matches nothing makes Logs fail with a *NotFoundError before anything is
+// read. fn's arguments are valid only until it returns.
+func (r *Reader) Logs(ctx context.Context, q Query, fn func(*Record) error) error {
+	start := r.cfg.Now()
+	cs, err := r.Find(ctx, q.Selectors, q.Window)
+	var nf *NotFoundError
+	if err != nil && (!q.Follow || !errors.As(err, &nf)) {
+		return err
+	}
+	if err != nil && q.Waiting != nil {
+		q.Waiting(err)
+	}
+	if err := r.Stream(ctx, cs, q.Window, q.Tail, q.Stats, fn); err != nil {
+		return err
+	}
+	if !q.Follow {
+		return nil
+	}
+	poll := q.Poll
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	type pos struct {
+		first time.Time
+		seq   uint64
+	}
+	last := map[string]pos{}
+	var since time.Time
+	mark := func(cs []*Container) {
+		for _, c := range cs {
+			s := c.Segments[len(c.Segments)-1]
+			last[c.ID] = pos{s.First, s.Seq}
+		}
+		// List from the oldest last segment of the containers followed.
+		since = start
+		for _, p := range last {
+			if p.first.Before(since) {
+				since = p.first
+			}
+		}
+	}
+	mark(cs)
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if !q.Window.Until.IsZero() && r.cfg.Now().After(q.Window.Until.Add(r.cfg.Lookback)) {
+			return nil
+		}
+		w := q.Window
+		if w.Since.Before(since) {
+			w.Since = since
+		}
+		found, err := r.Find(ctx, q.Selectors, w)
+		if err != nil && !errors.As(err, &nf) {
+			return err
+		}
+		if err != nil && q.Waiting != nil && len(last) == 0 {
+			q.Waiting(err)
+		}
+		var fresh []*Container
+		for _, c := range found {
+			p, seen := last[c.ID]
+			var segs []Segment
+			for _, s := range c.Segments {
+				if !seen || s.First.After(p.first) || (s.First.Equal(p.first) && s.Seq > p.seq) {
+					segs = append(segs, s)
+				}
+			}
+			if len(segs) > 0 {
+				cc := *c
+				cc.Segments = segs
+				fresh = append(fresh, &cc)
+			}
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		if err := r.Stream(ctx, fresh, q.Window, -1, q.Stats, fn); err != nil {
+			return err
+		}
+		mark(fresh)
+	}
+}
