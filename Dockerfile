@@ -6,4 +6,4 @@ FROM scratch
 LABEL s3logs.build=rootfs
 COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY s3logs /s3logs
-ENTRYPOINT ["/s3logs"]
+ENTRYPOINT ["/s3logs", "plugin"]

@@ -1,8 +1,15 @@
-// Command s3logs is the s3logs Docker logging plugin: it serves the
-// logging-driver protocol on /run/docker/plugins/s3logs.sock, keeps each
-// container's logs in zstd segments under SPOOL_DIR and uploads them to S3.
+// Command s3logs is the s3logs Docker logging plugin and its command-line
+// reader, in one binary.
 //
-// Environment (set with `docker plugin set`):
+//	s3logs logs [OPTIONS] CONTAINER...    print logs from S3 as docker logs does
+//	s3logs ls [OPTIONS] [CONTAINER...]    list containers and segments in S3
+//	s3logs plugin                         run as the plugin (its entrypoint)
+//
+// As the plugin it serves the logging-driver protocol on
+// /run/docker/plugins/s3logs.sock, keeps each container's logs in zstd
+// segments under SPOOL_DIR and uploads them to S3.
+//
+// Plugin environment (set with `docker plugin set`):
 //
 //	SPOOL_DIR           spool folder (default /var/lib/s3logs, the "spool" mount)
 //	S3LOGS_SOCKET       the API socket (default /run/docker/plugins/s3logs.sock)
@@ -55,10 +62,17 @@ const (
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "s3logs:", err)
-		os.Exit(1)
+	if len(os.Args) > 1 && os.Args[1] == "plugin" {
+		if err := run(); err != nil {
+			fmt.Fprintln(os.Stderr, "s3logs:", err)
+			os.Exit(1)
+		}
+		return
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := cli(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
 }
 
 func run() error {
