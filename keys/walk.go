@@ -109,29 +109,45 @@ type File struct {
 	First       time.Time // the segment's first record, in milliseconds, UTC
 	ContainerID string    // the first 12 characters of the container id, as FilePart wrote them
 	Seq         uint64    // the segment's sequence number
+	// Start is the offset in the key where the file part begins: the key's
+	// last element may start with text from the prefix template.
+	Start int
 }
 
-// ParseFilePart parses the file part of a key (the text after its last
-// "/", or the whole string if it has none) as FilePart writes it. ok is
-// false for any other name.
+// ParseFilePart parses the file part at the end of a key, as FilePart
+// writes it. ok is false for any other name.
 func ParseFilePart(key string) (f File, ok bool) {
-	name := key[strings.LastIndexByte(key, '/')+1:]
-	rest, found := strings.CutSuffix(name, FileSuffix)
-	if !found || len(rest) < len(fileTimeLayout)+1+1+1+6 || rest[len(fileTimeLayout)] != '_' {
+	rest, found := strings.CutSuffix(key, FileSuffix)
+	if !found {
 		return File{}, false
 	}
-	t, err := time.Parse(fileTimeLayout, rest[:len(fileTimeLayout)])
-	if err != nil {
-		return File{}, false
-	}
-	rest = rest[len(fileTimeLayout)+1:]
 	i := strings.LastIndexByte(rest, '_')
-	if i < 1 {
+	if i < 0 || len(rest)-i-1 < 6 {
 		return File{}, false
 	}
 	seq, err := strconv.ParseUint(rest[i+1:], 10, 64)
-	if err != nil || len(rest[i+1:]) < 6 {
+	if err != nil {
 		return File{}, false
 	}
-	return File{First: t, ContainerID: rest[:i], Seq: seq}, true
+	rest = rest[:i]
+	// The id is 1 to 12 characters of [0-9A-Za-z_]; Docker's are 12 hex
+	// digits, tried first.
+	for n := 12; n >= 1; n-- {
+		start := len(rest) - n - 1 - len(fileTimeLayout)
+		if start < 0 || rest[start+len(fileTimeLayout)] != '_' {
+			continue
+		}
+		{
+			t, err := time.Parse(fileTimeLayout, rest[start:start+len(fileTimeLayout)])
+			if err != nil {
+				continue
+			}
+			id := rest[len(rest)-n:]
+			if strings.ContainsAny(id, "/") {
+				continue
+			}
+			return File{First: t, ContainerID: id, Seq: seq, Start: start}, true
+		}
+	}
+	return File{}, false
 }

@@ -73,10 +73,10 @@ func TestParseFilePart(t *testing.T) {
 		seq uint64
 	}{{"3f2a9c1b7d4e5f60", 42}, {"", 0}, {"ab_c", 12345678901}, {"a-b", 7}} {
 		name := FilePart(first, tt.id, tt.seq)
-		f, ok := ParseFilePart("some/prefix/" + name)
+		f, ok := ParseFilePart("some/prefix/web-" + name)
 		wantID := FilePart(first, tt.id, 0)[21:]
 		wantID = wantID[:len(wantID)-len("_000000"+FileSuffix)]
-		if !ok || !f.First.Equal(first) || f.Seq != tt.seq || f.ContainerID != wantID {
+		if !ok || !f.First.Equal(first) || f.Seq != tt.seq || f.ContainerID != wantID || f.Start != len("some/prefix/web-") {
 			t.Errorf("%q: %+v %v", name, f, ok)
 		}
 	}

@@ -64,7 +64,9 @@ type destFlags struct {
 }
 
 func (d *destFlags) register(fs *flag.FlagSet, getenv func(string) string) {
-	env := func(name string) string { return getenv("S3LOGS_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))) }
+	env := func(name string) string {
+		return getenv("S3LOGS_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+	}
 	fs.StringVar(&d.bucket, "bucket", env("bucket"), "S3 bucket the plugin uploads to (env S3LOGS_BUCKET); required")
 	fs.StringVar(&d.endpoint, "endpoint", env("endpoint"), "S3-compatible endpoint URL (env S3LOGS_ENDPOINT; AWS_ENDPOINT_URL also works)")
 	fs.StringVar(&d.region, "region", env("region"), "S3 region (env S3LOGS_REGION; default: the AWS SDK's chain, else us-east-1)")
