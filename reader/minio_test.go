@@ -30,7 +30,9 @@ type world struct {
 	listed []string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldB(t) }
+
+func newWorldB(t testing.TB) *world {
 	t.Helper()
 	srv := miniotest.Start(t)
 	srv.CreateBucket(t, "logs")

@@ -1,11 +1,12 @@
 package reader
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,17 +54,40 @@ type Stats struct {
 	Records      atomic.Int64 // records passed to the caller
 }
 
-// batchSize is the target size of a batch's buffer.
-const batchSize = 256 << 10
+// batchSize is the size of a batch's buffer; a longer record gets a
+// buffer of its own size.
+const batchSize = 1 << 20
 
 // maxLine bounds one stored record (segment.MaxRecordLen is about 36 MiB).
 const maxLine = 64 << 20
 
-// batch is a run of decoded records and the memory they point into.
+// batch is a run of decoded records and the memory they point into:
+// Raw slices point into buf, unescaped Log text into extra.
 type batch struct {
-	recs []Record
-	buf  []byte
-	err  error
+	recs  []Record
+	buf   []byte
+	extra []byte
+	err   error
+}
+
+// batchPool recycles batches once their records have been handed out.
+var batchPool = sync.Pool{New: func() any { return &batch{buf: make([]byte, 0, batchSize)} }}
+
+func newBatch(size int) *batch {
+	if size <= batchSize {
+		b := batchPool.Get().(*batch)
+		b.recs, b.buf, b.extra, b.err = b.recs[:0], b.buf[:0], b.extra[:0], nil
+		return b
+	}
+	return &batch{buf: make([]byte, 0, size)}
+}
+
+// release returns b to the pool; its records must no longer be used.
+func (b *batch) release() {
+	if cap(b.buf) == batchSize {
+		clear(b.recs) // drop the *Container references
+		batchPool.Put(b)
+	}
 }
 
 // countingReader counts bytes into a Stats.
@@ -99,6 +123,9 @@ func decode(ctx context.Context, c *Container, s Segment, w Window, stats *Stats
 	}
 }
 
+// decodeTo decompresses a segment straight into batch buffers, splits the
+// records in place and parses them, so each byte is copied once after
+// decompression. send takes ownership of each batch.
 func decodeTo(ctx context.Context, c *Container, s Segment, w Window, stats *Stats, send func(*batch) bool) error {
 	body, err := s.Open(ctx)
 	if err != nil {
@@ -110,66 +137,81 @@ func decodeTo(ctx context.Context, c *Container, s Segment, w Window, stats *Sta
 		return fmt.Errorf("%s: %w", s.Key, err)
 	}
 	defer dec.Close()
-	br := bufio.NewReaderSize(dec, 256<<10)
-	b := &batch{buf: make([]byte, 0, batchSize)}
-	var scratch, long []byte
+	b := newBatch(batchSize)
+	start := 0 // first byte of b.buf not yet parsed
+	var scratch []byte
 	for {
-		line, rerr := br.ReadSlice('\n')
-		if errors.Is(rerr, bufio.ErrBufferFull) {
-			long = append(long[:0], line...)
-			for errors.Is(rerr, bufio.ErrBufferFull) && len(long) <= maxLine {
-				line, rerr = br.ReadSlice('\n')
-				long = append(long, line...)
+		if len(b.buf) == cap(b.buf) {
+			// Full: hand over the whole records, carry the partial one.
+			rest := b.buf[start:]
+			if len(rest) > maxLine {
+				return fmt.Errorf("%s: record longer than %d bytes", s.Key, maxLine)
 			}
-			line = long
-		}
-		if rerr != nil && !errors.Is(rerr, io.EOF) {
-			if s.Growing && (errors.Is(rerr, io.ErrUnexpectedEOF) || errors.Is(rerr, zstd.ErrMagicMismatch) || errors.Is(rerr, zstd.ErrReservedBlockType) || errors.Is(rerr, zstd.ErrCRCMismatch)) {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("%s: %w", s.Key, rerr)
-		}
-		if len(line) > 0 && line[len(line)-1] == '\n' {
-			line = line[:len(line)-1]
-			if cap(b.buf)-len(b.buf) < 2*len(line) {
-				if len(b.recs) > 0 && !send(b) {
+			nb := newBatch(max(batchSize, 2*len(rest)))
+			nb.buf = append(nb.buf, rest...)
+			b.buf = b.buf[:start]
+			if len(b.recs) > 0 {
+				if !send(b) {
 					return ctx.Err()
 				}
-				b = &batch{buf: make([]byte, 0, max(batchSize, 2*len(line)))}
+			} else {
+				b.release()
 			}
-			start := len(b.buf)
-			b.buf = append(b.buf, line...)
-			raw := b.buf[start:]
+			b, start = nb, 0
+		}
+		n, rerr := dec.Read(b.buf[len(b.buf):cap(b.buf)])
+		b.buf = b.buf[:len(b.buf)+n]
+		for {
+			i := bytes.IndexByte(b.buf[start:], '\n')
+			if i < 0 {
+				break
+			}
+			raw := b.buf[start : start+i]
+			start += i + 1
 			var st record.Stored
 			st, scratch, err = record.ParseJSON(raw, scratch)
 			if err != nil {
-				b.buf = b.buf[:start]
 				if !s.Growing {
 					return fmt.Errorf("%s: %w", s.Key, err)
 				}
-			} else if !w.Contains(st.Time) {
-				b.buf = b.buf[:start]
-			} else {
-				if len(st.Log) > 0 && len(scratch) > 0 && &st.Log[0] == &scratch[0] {
-					ls := len(b.buf)
-					b.buf = append(b.buf, st.Log...)
-					st.Log = b.buf[ls:]
-				}
-				b.recs = append(b.recs, Record{Container: c, Stored: st, Raw: raw})
+				continue
 			}
+			if !w.Contains(st.Time) {
+				continue
+			}
+			if len(st.Log) > 0 && len(scratch) > 0 && &st.Log[0] == &scratch[0] {
+				if cap(b.extra)-len(b.extra) < len(st.Log) {
+					b.extra = make([]byte, 0, max(64<<10, len(st.Log))) // earlier records keep the old array
+				}
+				k := len(b.extra)
+				b.extra = append(b.extra, st.Log...)
+				st.Log = b.extra[k:]
+			}
+			b.recs = append(b.recs, Record{Container: c, Stored: st, Raw: raw})
 		}
-		if rerr != nil {
-			break // io.EOF; a line without '\n' at the end is a torn write
+		if rerr == nil {
+			continue
 		}
+		if errors.Is(rerr, io.EOF) {
+			break // a record without '\n' at the end is a torn write: dropped
+		}
+		if s.Growing && (errors.Is(rerr, io.ErrUnexpectedEOF) || errors.Is(rerr, zstd.ErrMagicMismatch) || errors.Is(rerr, zstd.ErrReservedBlockType) || errors.Is(rerr, zstd.ErrCRCMismatch)) {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%s: %w", s.Key, rerr)
 	}
 	if stats != nil {
 		stats.ObjectsDone.Add(1)
 	}
-	if len(b.recs) > 0 && !send(b) {
-		return ctx.Err()
+	if len(b.recs) > 0 {
+		if !send(b) {
+			return ctx.Err()
+		}
+	} else {
+		b.release()
 	}
 	return nil
 }

@@ -139,6 +139,9 @@ func (s *cstream) advance(ctx context.Context) (bool, error) {
 			s.cpos++
 			return true, nil
 		}
+		if s.cur != nil {
+			s.cur.release()
+		}
 		s.cur, s.cpos = nil, 0
 		for len(s.pending) < s.depth && len(s.segs) > 0 {
 			ch := make(chan *batch, 2)
