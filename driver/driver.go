@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,10 @@ type Config struct {
 	Hostname string
 	// Logger receives the plugin's own logs. Default slog.Default().
 	Logger *slog.Logger
+	// ReadLogs, when set, serves /LogDriver.ReadLogs (docker logs) and
+	// makes Capabilities report ReadLogs true. Nil (the default) leaves
+	// docker logs to Docker's own local cache.
+	ReadLogs http.Handler
 	// AllowedEndpoints restricts the endpoint log-opt (plugin setting
 	// ALLOWED_ENDPOINTS). The zero value allows any endpoint.
 	AllowedEndpoints logopt.EndpointPolicy
@@ -231,11 +236,13 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 	growPipe(f)
 	cid := saved.ContainerID
 	st := &stream{
-		file:   saved.File,
-		fifo:   f,
-		attrs:  attrs,
-		log:    d.log.With("container", shortID(cid), "name", strings.TrimPrefix(saved.ContainerName, "/")),
-		forget: func() { d.forget(saved.File) },
+		file:      saved.File,
+		container: cid,
+		started:   time.Now(),
+		fifo:      f,
+		attrs:     attrs,
+		log:       d.log.With("container", shortID(cid), "name", strings.TrimPrefix(saved.ContainerName, "/")),
+		forget:    func() { d.forget(saved.File) },
 	}
 	if ps, err := newPeekSource(f, d.devNull); err == nil {
 		st.src = ps

@@ -48,12 +48,18 @@ func Handler(d *Driver, log *slog.Logger) http.Handler {
 		}
 		reply(w, errReply{})
 	})
+	readLogs := d.cfg.ReadLogs != nil
 	mux.HandleFunc("POST /LogDriver.Capabilities", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, map[string]map[string]bool{"Cap": {"ReadLogs": false}})
+		reply(w, map[string]map[string]bool{"Cap": {"ReadLogs": readLogs}})
 	})
-	mux.HandleFunc("POST /LogDriver.ReadLogs", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, errReply{Err: "s3logs: reading logs back is not supported; docker logs uses Docker's local cache"})
-	})
+	if readLogs {
+		mux.Handle("POST /LogDriver.ReadLogs", d.cfg.ReadLogs)
+	} else {
+		mux.HandleFunc("POST /LogDriver.ReadLogs", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNotImplemented)
+			reply(w, errReply{Err: "s3logs: reading logs back is off (plugin setting READ_LOGS); docker logs uses Docker's local cache"})
+		})
+	}
 	return mux
 }
 

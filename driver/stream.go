@@ -38,9 +38,12 @@ const releaseTimeout = 2 * time.Second
 // reader goroutine (run) touches its fields, except the atomics and the
 // methods documented as safe from other goroutines (stop, interrupt).
 type stream struct {
-	file string
-	fifo *os.File    // closed at the end of run; nil in benchmarks
-	src  frameSource // what run reads
+	file      string
+	container string      // full container id
+	started   time.Time   // when the stream was opened
+	hub       hub         // followers of the stored records
+	fifo      *os.File    // closed at the end of run; nil in benchmarks
+	src       frameSource // what run reads
 	// w stores the records; nil for a re-attached stream whose saved
 	// options left no usable destination: its records are only counted.
 	w         *segment.Writer
@@ -159,6 +162,7 @@ func (s *stream) run() {
 	// the FIFO (a held partial line, unread frames) stays in the pipe for
 	// the next start, starting at a frame boundary.
 	s.commit()
+	s.hub.close() // followers have everything the stream stored
 	if s.fifo != nil {
 		s.fifo.Close()
 	}
@@ -361,6 +365,7 @@ func (s *stream) append(t time.Time, rec []byte) {
 	err := s.w.Append(t, rec)
 	switch {
 	case err == nil:
+		s.hub.publish(rec)
 		if s.appendErrs > 0 {
 			s.reportDropped()
 		}
