@@ -10,17 +10,18 @@ import (
 const followBuffer = 8192
 
 // Follower receives the records one stream stores from the moment it
-// subscribed: each a JSON line as stored, with its '\n'. C is closed when
-// the stream ends (its container stopped, or the plugin shuts down) or
-// when the follower fell more than 8,192 records behind (Overflowed then
+// subscribed: each a JSON line as stored, with its '\n'. Records is closed
+// when the stream ends (its container stopped, or the plugin shuts down)
+// or when the follower fell more than 8,192 records behind (Overflowed then
 // reports true). Close may be called from any goroutine, more than once.
 type Follower struct {
-	C <-chan []byte
-
 	c          chan []byte
 	h          *hub
 	overflowed atomic.Bool
 }
+
+// Records returns the channel of stored records.
+func (f *Follower) Records() <-chan []byte { return f.c }
 
 // Overflowed reports whether C was closed because the follower fell
 // behind, rather than because the stream ended.
@@ -40,7 +41,6 @@ type hub struct {
 
 func (h *hub) subscribe() *Follower {
 	f := &Follower{c: make(chan []byte, followBuffer), h: h}
-	f.C = f.c
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

@@ -414,3 +414,39 @@ func (r *Reader) openObject(key string) func(ctx context.Context) (io.ReadCloser
 		return out.Body, nil
 	}
 }
+
+// FindContainer lists the segments of one container known by its name
+// (with or without the leading "/") and full id, as the plugin knows them,
+// that may hold records in w. It lists as Find does with both the name
+// and the id known, and keeps only that container's objects. A container
+// with no objects gives a Container without segments.
+func (r *Reader) FindContainer(ctx context.Context, name, fullID string, w Window) (*Container, error) {
+	name = strings.TrimPrefix(name, "/")
+	id12 := keys.FieldValue("ID", keys.Info{ContainerID: fullID}, time.Time{})
+	known := map[string][]string{"DaemonName": {"docker"}, "Name": {name}, "ID": {id12}, "FullID": {fullID}}
+	objs, _, err := r.listAll(ctx, known, w)
+	if err != nil {
+		return nil, err
+	}
+	c := &Container{ID: id12, Name: name}
+	want := keys.FilePart(time.Time{}, fullID, 0)[21:] // the id as file parts write it
+	want = want[:strings.IndexByte(want, '_')]
+	for _, g := range r.group(objs, w) {
+		if g.ID == want {
+			c.Segments = g.Segments
+		}
+	}
+	return c, nil
+}
+
+// Open returns an opener for the object at key, for Segment.Open.
+func (r *Reader) Open(key string) func(ctx context.Context) (io.ReadCloser, error) {
+	return r.openObject(key)
+}
+
+// Order sorts segments by first record time, then sequence number, and
+// drops those that cannot hold records of w (see Find).
+func Order(segs []Segment, w Window) []Segment {
+	sortSegments(segs)
+	return prune(segs, w)
+}

@@ -356,3 +356,35 @@ func TestPruneKeepsRepairInProgress(t *testing.T) {
 		t.Fatal("folder holding only an orphan sidecar kept")
 	}
 }
+
+// TestLocals lists a container's sealed and growing segments.
+func TestLocals(t *testing.T) {
+	sp, err := openQuiet(t, filepath.Join(t.TempDir(), "segments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	id := strings.Repeat("ab", 32)
+	w, err := sp.NewWriter(WriterOptions{Container: Container{ID: id, Name: "/x"}, Destination: Destination{Bucket: "b"}, MaxSize: 1 << 20, MaxAge: time.Hour, Key: func(time.Time, uint64) string { return "k" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := sp.Locals(id); err != nil || len(l) != 0 {
+		t.Fatalf("before any record: %v %v", l, err)
+	}
+	now := time.Now()
+	w.Append(now, []byte(`{"log":"a\n","stream":"stdout","time":"x"}`+"\n"))
+	w.Flush()
+	l, err := sp.Locals(id)
+	if err != nil || len(l) != 1 || !l[0].Growing || l[0].Meta.Key != "k" {
+		t.Fatalf("growing: %+v %v", l, err)
+	}
+	w.Close(ReasonStop)
+	l, err = sp.Locals(id)
+	if err != nil || len(l) != 1 || l[0].Growing || l[0].Path != l[0].SealedPath() {
+		t.Fatalf("sealed: %+v %v", l, err)
+	}
+	if l, _ := sp.Locals("../etc"); l != nil {
+		t.Fatal("bad id listed")
+	}
+}

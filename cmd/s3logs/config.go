@@ -32,6 +32,9 @@ type config struct {
 	// allowedEndpoints (ALLOWED_ENDPOINTS) restricts the endpoint log-opt;
 	// the zero value, the default, allows any endpoint.
 	allowedEndpoints logopt.EndpointPolicy
+	// readLogs (READ_LOGS) makes the plugin serve docker logs from S3 and
+	// the spool; off by default.
+	readLogs bool
 }
 
 // loadConfig reads the plugin settings; getenv is os.Getenv in production and
@@ -88,6 +91,13 @@ func loadConfig(getenv func(string) string, fsSize func(string) (int64, error)) 
 		return c, err
 	}
 	c.allowedEndpoints = pol
+	if v := get("READ_LOGS", "false"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("READ_LOGS=%q: want true or false", v)
+		}
+		c.readLogs = b
+	}
 	return c, nil
 }
 

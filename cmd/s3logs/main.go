@@ -21,6 +21,7 @@
 //	UPLOAD_BACKOFF_MAX  longest wait between upload retries (default 5m)
 //	LOG_LEVEL           debug, info, warn or error (default info)
 //	ALLOWED_ENDPOINTS   endpoints log-opts may name (default: any; see README)
+//	READ_LOGS           true: serve docker logs from S3 and the spool (default false)
 //	AWS_*               credentials and region for the AWS SDK's default chain
 package main
 
@@ -38,6 +39,7 @@ import (
 	"time"
 
 	"github.com/s3logs/s3logs/driver"
+	"github.com/s3logs/s3logs/readlogs"
 	"github.com/s3logs/s3logs/segment"
 	"github.com/s3logs/s3logs/uploader"
 )
@@ -133,7 +135,23 @@ func run() error {
 	defer stop()
 
 	host, _ := os.Hostname()
-	drv, err := driver.New(driver.Config{
+	var drv *driver.Driver // set below; ReadLogs requests need it only after start
+	var readLogs http.Handler
+	if cfg.readLogs {
+		readLogs = readlogs.New(readlogs.Config{
+			Spool:  spool,
+			Logger: log,
+			Follow: func(id string) (readlogs.Follower, bool) {
+				f, ok := drv.Follow(id)
+				if !ok {
+					return nil, false
+				}
+				return f, true
+			},
+		})
+	}
+	drv, err = driver.New(driver.Config{
+		ReadLogs:         readLogs,
 		Spool:            spool,
 		Uploader:         up,
 		StateDir:         filepath.Join(cfg.spoolDir, "streams"),
