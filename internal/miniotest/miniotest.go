@@ -350,3 +350,17 @@ func randHex(tb testing.TB, n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// SetEnv points the AWS SDK's default chain at the server for the rest of
+// the test: its credentials, no region, profile or shared files, no IMDS.
+func (s *Server) SetEnv(t testing.TB) {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": s.AccessKey, "AWS_SECRET_ACCESS_KEY": s.SecretKey, "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_EC2_METADATA_DISABLED": "true",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+	} {
+		t.Setenv(k, v)
+	}
+}
