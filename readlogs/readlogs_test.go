@@ -94,7 +94,9 @@ func TestReadHistoryAndFollow(t *testing.T) {
 	var w *segment.Writer
 	newWriter := func() {
 		w, err = sp.NewWriter(segment.WriterOptions{Container: segment.Container{ID: cid, Name: "/web"}, Destination: segment.Destination{Bucket: "logs"}, MaxSize: 1 << 20, MaxAge: time.Hour,
-			Key: func(first time.Time, seq uint64) string { return keys.Key(p.Render(info, first), keys.FilePart(first, cid, seq)) }})
+			Key: func(first time.Time, seq uint64) string {
+				return keys.Key(p.Render(info, first), keys.FilePart(first, cid, seq))
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
