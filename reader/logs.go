@@ -87,11 +87,11 @@ func (r *Reader) Logs(ctx context.Context, q Query, fn func(*Record) error) erro
 		if !q.Window.Until.IsZero() && r.cfg.Now().After(q.Window.Until.Add(r.cfg.Lookback)) {
 			return nil
 		}
-		w := q.Window
-		if w.Since.Before(since) {
-			w.Since = since
+		listFrom := since
+		if listFrom.Before(q.Window.Since) {
+			listFrom = q.Window.Since
 		}
-		found, err := r.Find(ctx, q.Selectors, w)
+		found, err := r.find(ctx, q.Selectors, q.Window, listFrom)
 		if err != nil && !errors.As(err, &nf) {
 			return err
 		}

@@ -310,3 +310,48 @@ func TestS3Errors(t *testing.T) {
 		t.Errorf("missing bucket: %v", err)
 	}
 }
+
+// TestFollowFromNothing: a follow that starts before the container's first
+// object reaches S3 prints every segment that appears, including those
+// whose records are older than the follow.
+func TestFollowFromNothing(t *testing.T) {
+	w := newWorld(t)
+	r := w.reader(t, "", time.Now())
+	r.cfg.Now = time.Now
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan string, 100)
+	waiting := make(chan error, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Logs(ctx, Query{Selectors: []string{"late"}, Tail: -1, Follow: true, Poll: 100 * time.Millisecond,
+			Waiting: func(err error) { waiting <- err }}, func(rec *Record) error {
+			got <- string(rec.Log)
+			return nil
+		})
+	}()
+	if err := <-waiting; !errors.Is(err, ErrNotFound) {
+		t.Fatalf("waiting with %v", err)
+	}
+	old := time.Now().UTC().Add(-30 * time.Second)
+	a := seg{name: "late", id: idWeb, seq: 1, times: every(old, time.Second, 3)}
+	b := seg{name: "late", id: idWeb, seq: 2, times: every(old.Add(5*time.Second), time.Second, 3)}
+	w.put(t, "", a)
+	w.put(t, "", b)
+	for _, s := range []seg{a, b} {
+		for i := 0; i < 3; i++ {
+			select {
+			case l := <-got:
+				if l != s.line(i) {
+					t.Fatalf("got %q, want %q", l, s.line(i))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("follow did not print %q", s.line(i))
+			}
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

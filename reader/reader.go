@@ -155,6 +155,13 @@ func (c *Container) Label() string {
 // *NotFoundError; the containers found for the others are returned with
 // it.
 func (r *Reader) Find(ctx context.Context, selectors []string, w Window) ([]*Container, error) {
+	return r.find(ctx, selectors, w, w.Since)
+}
+
+// find is Find listing the time units from listFrom (less the look-back)
+// instead of from w.Since: a follow lists only recent folders but must not
+// prune segments it has not printed.
+func (r *Reader) find(ctx context.Context, selectors []string, w Window, listFrom time.Time) ([]*Container, error) {
 	var objs []Object
 	var prefixes []string
 	// First pass: selectors as names.
@@ -163,7 +170,7 @@ func (r *Reader) Find(ctx context.Context, selectors []string, w Window) ([]*Con
 	if len(selectors) > 0 && hasName {
 		known["Name"] = selectors
 	}
-	o, p, err := r.listAll(ctx, known, w)
+	o, p, err := r.listAll(ctx, known, w, listFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +189,7 @@ func (r *Reader) Find(ctx context.Context, selectors []string, w Window) ([]*Con
 		if ids := idFields(missing); ids != nil {
 			known["ID"] = ids
 		}
-		o, p, err := r.listAll(ctx, known, w)
+		o, p, err := r.listAll(ctx, known, w, listFrom)
 		if err != nil {
 			return nil, err
 		}
@@ -211,15 +218,16 @@ func idFields(sel []string) []string {
 	return out
 }
 
-// listAll walks the template for a window.
-func (r *Reader) listAll(ctx context.Context, known map[string][]string, w Window) ([]Object, []string, error) {
+// listAll walks the template for the time units from listFrom (less the
+// look-back) to w.Until; a zero listFrom lists every time folder.
+func (r *Reader) listAll(ctx context.Context, known map[string][]string, w Window, listFrom time.Time) ([]Object, []string, error) {
 	l := &lister{r: r, els: elements(r.parts), unit: unitOf(r.parts), known: known}
-	if l.unit != unitNone && !w.Since.IsZero() {
+	if l.unit != unitNone && !listFrom.IsZero() {
 		until := w.Until
 		if until.IsZero() || until.After(r.cfg.Now()) {
 			until = r.cfg.Now().Add(time.Minute) // clock skew between hosts
 		}
-		l.units = l.unit.units(w.Since.Add(-r.cfg.Lookback), until)
+		l.units = l.unit.units(listFrom.Add(-r.cfg.Lookback), until)
 	}
 	err := l.walk(ctx, "", 0, binding{})
 	return l.found, l.prefixes, err
@@ -424,7 +432,7 @@ func (r *Reader) FindContainer(ctx context.Context, name, fullID string, w Windo
 	name = strings.TrimPrefix(name, "/")
 	id12 := keys.FieldValue("ID", keys.Info{ContainerID: fullID}, time.Time{})
 	known := map[string][]string{"DaemonName": {"docker"}, "Name": {name}, "ID": {id12}, "FullID": {fullID}}
-	objs, _, err := r.listAll(ctx, known, w)
+	objs, _, err := r.listAll(ctx, known, w, w.Since)
 	if err != nil {
 		return nil, err
 	}
