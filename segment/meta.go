@@ -65,6 +65,10 @@ type Meta struct {
 	Reason string `json:"reason,omitempty"`
 	// SealedAt is the wall-clock time of sealing.
 	SealedAt time.Time `json:"sealed_at,omitempty"`
+	// ContentMD5 is the base64 MD5 of the sealed data file, computed while
+	// it was written (the upload's Content-MD5). Empty for segments
+	// sealed by versions before it existed.
+	ContentMD5 string `json:"content_md5,omitempty"`
 }
 
 // Reasons a segment is sealed, stored in Meta.Reason.

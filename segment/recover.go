@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bufio"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"io"
@@ -260,7 +261,7 @@ func (rp *repairer) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 		return res, fmt.Errorf("segment: recover: %w", err)
 	}
 	defer out.Close()
-	cw := &countingWriter{f: out}
+	cw := &countingWriter{f: out, md5: md5.New()}
 	enc, err := newEncoder(zstd.SpeedDefault, cw)
 	if err != nil {
 		return res, err
@@ -304,6 +305,7 @@ func (rp *repairer) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 		return res, fmt.Errorf("segment: recover: %w", err)
 	}
 	res.size = cw.n
+	m.ContentMD5 = cw.sum()
 	if m.Records > 0 {
 		t := fi.ModTime().UTC()
 		if rp.recTime != nil {

@@ -2,6 +2,8 @@ package segment
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -111,6 +113,9 @@ func TestRecoverTruncatedAtEveryOffset(t *testing.T) {
 		if m.Reason != ReasonRecovered || m.Records != int64(want) || m.Seq != 1 || m.Key == "" {
 			t.Fatalf("offset %d: meta %+v", off, m)
 		}
+		if sum := fileMD5(t, rep.Sealed.Path()); m.ContentMD5 != sum {
+			t.Fatalf("offset %d: ContentMD5 %q, file's %q", off, m.ContentMD5, sum)
+		}
 		if _, err := os.Stat(filepath.Join(dst, partialRel)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("offset %d: in-progress file left behind", off)
 		}
@@ -210,4 +215,15 @@ func TestRecoverMissingSidecarQuarantines(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, QuarantineDir, testCID, fileName(1)+PartialSuffix)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// fileMD5 returns the base64 MD5 of a file.
+func fileMD5(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(b)
+	return base64.StdEncoding.EncodeToString(sum[:])
 }

@@ -228,6 +228,9 @@ func TestRotateBySize(t *testing.T) {
 		if len(b) == 0 || b[len(b)-1] != '\n' {
 			t.Fatalf("segment %d is empty or ends mid-record", i)
 		}
+		if sum := fileMD5(t, s.Path()); s.Meta.ContentMD5 != sum {
+			t.Fatalf("segment %d: ContentMD5 %q, file's %q", i, s.Meta.ContentMD5, sum)
+		}
 		got = append(got, b...)
 	}
 	if !bytes.Equal(got, want) {

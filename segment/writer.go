@@ -1,8 +1,11 @@
 package segment
 
 import (
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"sync"
@@ -70,21 +73,38 @@ type openSegment struct {
 	pendingRaw int64
 }
 
-// countingWriter counts the bytes written to the segment file and reports
-// them to the janitor (jan may be nil).
+// countingWriter counts the bytes written to the segment file, reports
+// them to the janitor (jan may be nil) and hashes them (MD5, for the
+// upload's Content-MD5, so the uploader need not read the file for it).
 type countingWriter struct {
 	f   *os.File
 	n   int64
 	jan *janitor
+	md5 hash.Hash // nil: not hashed
+}
+
+func newCountingWriter(f *os.File, jan *janitor) countingWriter {
+	return countingWriter{f: f, jan: jan, md5: md5.New()}
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.f.Write(p)
 	c.n += int64(n)
+	if c.md5 != nil {
+		c.md5.Write(p[:n])
+	}
 	if c.jan != nil {
 		c.jan.wrote(int64(n))
 	}
 	return n, err
+}
+
+// sum returns the base64 MD5 of what was written, "" if not hashed.
+func (c *countingWriter) sum() string {
+	if c.md5 == nil {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(c.md5.Sum(nil))
 }
 
 // NewWriter returns a Writer for one stream of a container. Several Writers
@@ -362,7 +382,7 @@ func (w *Writer) openLocked(first, now time.Time) error {
 		f.Close()
 		return err
 	}
-	w.cur = &openSegment{f: f, cw: countingWriter{f: f, jan: &w.s.jan}, meta: m, name: name, opened: now}
+	w.cur = &openSegment{f: f, cw: newCountingWriter(f, &w.s.jan), meta: m, name: name, opened: now}
 	return nil
 }
 
@@ -393,6 +413,7 @@ func (w *Writer) sealLocked(reason string) (Sealed, error) {
 		w.s.jan.abandon(ab)
 		return Sealed{}, fmt.Errorf("%w: seal %s: %w", ErrAbandoned, c.f.Name(), err)
 	}
+	c.meta.ContentMD5 = c.cw.sum()
 	s, err := finishSeal(&w.s.acct, w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
 	if err != nil {
 		w.s.jan.abandon(ab)

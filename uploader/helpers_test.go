@@ -3,6 +3,8 @@ package uploader
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -28,6 +30,10 @@ type testSegment struct {
 	records   int
 	reason    string
 	dest      segment.Destination
+	// contentMD5 is the sidecar's ContentMD5: "" the file's, as the
+	// segment writer computes it; "-" none (segments sealed before it
+	// existed); anything else is written as it is.
+	contentMD5 string
 }
 
 var baseTime = time.Date(2026, 11, 27, 15, 44, 5, 123_000_000, time.UTC)
@@ -79,6 +85,14 @@ func makeSegment(t testing.TB, root string, ts testSegment) (segment.Sealed, []b
 		CompressedBytes: int64(len(data)),
 		Reason:          reason,
 		SealedAt:        first.Add(time.Minute),
+	}
+	switch ts.contentMD5 {
+	case "":
+		sum := md5.Sum(data)
+		m.ContentMD5 = base64.StdEncoding.EncodeToString(sum[:])
+	case "-":
+	default:
+		m.ContentMD5 = ts.contentMD5
 	}
 	b, err := json.Marshal(m)
 	if err != nil {

@@ -10,15 +10,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
@@ -387,3 +391,118 @@ func TestMinIOFairness(t *testing.T) {
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// countingBody counts the bytes read from a request body.
+type countingBody struct {
+	io.ReadSeeker
+	n *atomic.Int64
+}
+
+func (c countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadSeeker.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// countingPutter wraps a putter and counts what the SDK reads of each body.
+type countingPutter struct {
+	next objectPutter
+	read atomic.Int64
+	puts atomic.Int64
+}
+
+func (c *countingPutter) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	c.puts.Add(1)
+	in.Body = countingBody{ReadSeeker: in.Body.(io.ReadSeeker), n: &c.read}
+	return c.next.PutObject(ctx, in, opts...)
+}
+
+// TestMinIOReadsPerAttempt: over http (signed payload) an upload reads the
+// segment at most twice, and never to compute Content-MD5, which the
+// sidecar carries; a segment sealed before that (no ContentMD5) still
+// uploads.
+func TestMinIOReadsPerAttempt(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.CreateBucket(t, "logs")
+	minioEnv(t, srv)
+	for _, legacy := range []bool{false, true} {
+		root := t.TempDir()
+		ts := testSegment{container: "5e6f7a8b9c0d", seq: 7, records: 20000, dest: minioDest(srv, "logs")}
+		if legacy {
+			ts.contentMD5 = "-"
+		}
+		s, _ := makeSegment(t, root, ts)
+		f := s3client.NewFactory(s3client.Options{MaxAttempts: 1})
+		cp := &countingPutter{}
+		cfg := Config{Root: root}
+		cfg.newClient = func(ctx context.Context, d segment.Destination) (objectPutter, error) {
+			c, err := f.Client(ctx, targetOf(d))
+			cp.next = c
+			return cp, err
+		}
+		u := startUploader(t, cfg, nil)
+		waitFor(t, 30*time.Second, "upload", func() bool { return u.Pending() == 0 })
+		f.CloseIdle()
+		size := s.Meta.CompressedBytes
+		if n := cp.read.Load(); cp.puts.Load() != 1 || n < size || n > 2*size {
+			t.Errorf("legacy=%v: %d attempts read %d bytes of a %d-byte segment, want 1 attempt reading 1-2x", legacy, cp.puts.Load(), n, size)
+		}
+	}
+}
+
+// TestMinIOStaleSidecarMD5: a segment whose file no longer matches the MD5
+// computed while it was written is refused once (BadDigest), logged, then
+// uploaded as it is on disk.
+func TestMinIOStaleSidecarMD5(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.CreateBucket(t, "logs")
+	minioEnv(t, srv)
+	root := t.TempDir()
+	s, _ := makeSegment(t, root, testSegment{container: "6a7b8c9d0e1f", seq: 3, records: 100, dest: minioDest(srv, "logs"), contentMD5: base64Std(make([]byte, 16))})
+	logs := &logRecorder{}
+	cp := &confirmingPutter{}
+	cfg := Config{Root: root, Logger: slog.New(logs), BackoffBase: 10 * time.Millisecond}
+	closeIdle := wrapRealClients(&cfg, cp)
+	defer closeIdle()
+	u := startUploader(t, cfg, nil)
+	waitFor(t, 30*time.Second, "upload", func() bool { return u.Pending() == 0 })
+	if attempts, confirmed := cp.snapshot(); attempts != 2 || len(confirmed) != 1 {
+		t.Errorf("%d attempts, %d confirmed; want 2 and 1", attempts, len(confirmed))
+	}
+	if n := len(logs.find(slog.LevelError, "uploader: segment file changed on disk after it was sealed (MD5 differs from the one computed while writing); uploading it as it is")); n != 1 {
+		t.Errorf("%d error logs about the changed file, want 1", n)
+	}
+	_ = s
+}
+
+// TestUnsignedPayloadOverTLS: over https a PutObject reads the body once
+// (UNSIGNED-PAYLOAD); the server is a TLS endpoint that checks the header.
+func TestUnsignedPayloadOverTLS(t *testing.T) {
+	var sha string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sha = r.Header.Get("X-Amz-Content-Sha256")
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("ETag", `"x"`)
+	}))
+	defer srv.Close()
+	client := s3.New(s3.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), UsePathStyle: true, HTTPClient: srv.Client(),
+		Credentials: credentials.NewStaticCredentialsProvider("k", "s", ""),
+		Retryer:     aws.NopRetryer{},
+	})
+	root := t.TempDir()
+	s, _ := makeSegment(t, root, testSegment{container: "7b8c9d0e1f2a", seq: 1, records: 5000, dest: segment.Destination{Bucket: "logs"}})
+	f, err := s.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var n atomic.Int64
+	in := putInput(s, countingBody{ReadSeeker: f, n: &n}, s.Meta.CompressedBytes, s.Meta.ContentMD5)
+	if _, err := client.PutObject(context.Background(), in, unsignedOverTLS); err != nil {
+		t.Fatal(err)
+	}
+	if sha != "UNSIGNED-PAYLOAD" || n.Load() != s.Meta.CompressedBytes {
+		t.Errorf("x-amz-content-sha256 %q, %d bytes read of %d", sha, n.Load(), s.Meta.CompressedBytes)
+	}
+}

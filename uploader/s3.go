@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/s3logs/s3logs/s3client"
 	"github.com/s3logs/s3logs/segment"
@@ -41,6 +44,23 @@ func keyOf(d segment.Destination) destKey { return destKey{Bucket: d.Bucket, Tar
 // class and encryption are per request and not part of it.
 func targetOf(d segment.Destination) s3client.Target {
 	return s3client.Target{Region: d.Region, Endpoint: d.Endpoint, PathStyle: d.ForcePathStyle}
+}
+
+// unsignedOverTLS makes a PutObject over https send UNSIGNED-PAYLOAD
+// instead of the body's SHA-256, so the SDK reads the file once, to send
+// it: Content-MD5 (checked by the server) and TLS protect the body. Over
+// plain http the payload stays signed, which reads the body twice.
+func unsignedOverTLS(o *s3.Options) {
+	if o.BaseEndpoint == nil || strings.HasPrefix(strings.ToLower(*o.BaseEndpoint), "https://") {
+		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+	}
+}
+
+// isBadDigest reports whether S3 refused a body as not matching its
+// Content-MD5.
+func isBadDigest(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "BadDigest"
 }
 
 // fileMD5 returns the base64 MD5 of a file and its size.

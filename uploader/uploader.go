@@ -127,6 +127,9 @@ type item struct {
 	probe     bool // picked as the probe of a failing destination
 	md5       string
 	size      int64
+	// md5FromFile: md5 was computed from the file, not taken from the
+	// sidecar (so a BadDigest is the network's fault).
+	md5FromFile bool
 	// Local failures (reading the file) back off per segment.
 	localFailures int
 	notBefore     time.Time
@@ -640,14 +643,19 @@ func (u *Uploader) attempt(it *item) error {
 		return err
 	}
 	if it.md5 == "" {
-		sum, size, err := fileMD5(it.seg.Path())
-		if errors.Is(err, os.ErrNotExist) {
-			return errGone
+		if m := it.seg.Meta; m.ContentMD5 != "" && m.CompressedBytes > 0 {
+			// Computed while the segment was written: no extra read.
+			it.md5, it.size = m.ContentMD5, m.CompressedBytes
+		} else {
+			sum, size, err := fileMD5(it.seg.Path())
+			if errors.Is(err, os.ErrNotExist) {
+				return errGone
+			}
+			if err != nil {
+				return &localError{err}
+			}
+			it.md5, it.size, it.md5FromFile = sum, size, true
 		}
-		if err != nil {
-			return &localError{err}
-		}
-		it.md5, it.size = sum, size
 	}
 	f, err := it.seg.Open()
 	if errors.Is(err, os.ErrNotExist) {
@@ -668,11 +676,33 @@ func (u *Uploader) attempt(it *item) error {
 	timeout := u.cfg.AttemptTimeout + time.Duration(float64(it.size)/float64(u.cfg.MinThroughput)*float64(time.Second))
 	ctx, cancel := context.WithTimeout(u.runCtx, timeout)
 	defer cancel()
-	_, err = client.PutObject(ctx, putInput(it.seg, io.ReadSeeker(f), it.size, it.md5))
+	_, err = client.PutObject(ctx, putInput(it.seg, io.ReadSeeker(f), it.size, it.md5), unsignedOverTLS)
 	if err != nil {
+		if isBadDigest(err) && !it.md5FromFile {
+			u.checkDigest(it)
+		}
 		return fmt.Errorf("PutObject %s/%s: %w", it.seg.Meta.Destination.Bucket, it.seg.Meta.Key, err)
 	}
 	return nil
+}
+
+// checkDigest runs after S3 refused a body as not matching the sidecar's
+// MD5: it hashes the file. If the file no longer matches what was written
+// (changed on disk after sealing), that is logged and the file's own MD5
+// is used from now on, so the bytes there are uploaded rather than kept
+// forever; if it matches, the body was damaged in transit and the next
+// attempt retries as usual.
+func (u *Uploader) checkDigest(it *item) {
+	sum, size, err := fileMD5(it.seg.Path())
+	if err != nil {
+		return
+	}
+	it.md5FromFile = true
+	if sum != it.md5 || size != it.size {
+		u.log.Error("uploader: segment file changed on disk after it was sealed (MD5 differs from the one computed while writing); uploading it as it is",
+			"key", it.seg.Meta.Key, "path", it.seg.Path(), "sealed_md5", it.md5, "file_md5", sum)
+		it.md5, it.size = sum, size
+	}
 }
 
 // client returns the destination's S3 client, creating it on first use.
