@@ -69,6 +69,11 @@ type Meta struct {
 	// it was written (the upload's Content-MD5). Empty for segments
 	// sealed by versions before it existed.
 	ContentMD5 string `json:"content_md5,omitempty"`
+	// PartMD5s are the base64 MD5s of the file's PartSize-byte parts (the
+	// last one shorter), for a multipart upload; set only for files larger
+	// than one part, with PartSize.
+	PartSize int64    `json:"part_size,omitempty"`
+	PartMD5s []string `json:"part_md5s,omitempty"`
 }
 
 // Reasons a segment is sealed, stored in Meta.Reason.

@@ -2,7 +2,6 @@ package segment
 
 import (
 	"bufio"
-	"crypto/md5"
 	"errors"
 	"fmt"
 	"io"
@@ -261,7 +260,8 @@ func (rp *repairer) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 		return res, fmt.Errorf("segment: recover: %w", err)
 	}
 	defer out.Close()
-	cw := &countingWriter{f: out, md5: md5.New()}
+	cwv := newCountingWriter(out, nil)
+	cw := &cwv
 	enc, err := newEncoder(zstd.SpeedDefault, cw)
 	if err != nil {
 		return res, err
@@ -305,7 +305,7 @@ func (rp *repairer) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 		return res, fmt.Errorf("segment: recover: %w", err)
 	}
 	res.size = cw.n
-	m.ContentMD5 = cw.sum()
+	cw.seal(m)
 	if m.Records > 0 {
 		t := fi.ModTime().UTC()
 		if rp.recTime != nil {

@@ -2,10 +2,13 @@ package segment
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -378,5 +381,39 @@ func TestScanSealedOrderAndBadSidecar(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(h.root, QuarantineDir, testCID, seals[1].Name)); err != nil {
 		t.Fatalf("bad segment not quarantined: %v", err)
+	}
+}
+
+// TestPartMD5s: a segment larger than PartSize lists the MD5 of every
+// PartSize part of its file, the last one shorter.
+func TestPartMD5s(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	w := h.writer(WriterOptions{MaxSize: 1 << 30, Level: zstd.SpeedFastest})
+	rng := rand.New(rand.NewPCG(1, 2))
+	line := make([]byte, 4096)
+	for written := 0; written < 2*PartSize+PartSize/3; written += len(line) {
+		for i := range line[:len(line)-1] {
+			line[i] = 'a' + byte(rng.IntN(26)) // poorly compressible
+		}
+		line[len(line)-1] = '\n'
+		if err := w.Append(h.clock.Now(), line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close(ReasonStop)
+	s := h.seals()[0]
+	b, err := os.ReadFile(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Meta.PartSize != PartSize || len(s.Meta.PartMD5s) != (len(b)+PartSize-1)/PartSize || len(s.Meta.PartMD5s) < 2 {
+		t.Fatalf("%d bytes: part size %d, %d part sums", len(b), s.Meta.PartSize, len(s.Meta.PartMD5s))
+	}
+	for i, sum := range s.Meta.PartMD5s {
+		part := b[i*PartSize : min(len(b), (i+1)*PartSize)]
+		want := md5.Sum(part)
+		if sum != base64.StdEncoding.EncodeToString(want[:]) {
+			t.Errorf("part %d: sum %s", i, sum)
+		}
 	}
 }

@@ -73,25 +73,47 @@ type openSegment struct {
 	pendingRaw int64
 }
 
+// PartSize is the size of the parts whose MD5s a segment's sidecar lists
+// (Meta.PartMD5s), for an upload in parts (S3 multipart) that needs no
+// extra read of the file.
+const PartSize = 16 << 20
+
 // countingWriter counts the bytes written to the segment file, reports
-// them to the janitor (jan may be nil) and hashes them (MD5, for the
-// upload's Content-MD5, so the uploader need not read the file for it).
+// them to the janitor (jan may be nil) and hashes them: the MD5 of the
+// whole file and of each PartSize part (for the upload's Content-MD5, so
+// the uploader need not read the file for it).
 type countingWriter struct {
 	f   *os.File
 	n   int64
 	jan *janitor
 	md5 hash.Hash // nil: not hashed
+	// part hashes the current part; parts are the finished parts' sums.
+	part  hash.Hash
+	parts []string
 }
 
 func newCountingWriter(f *os.File, jan *janitor) countingWriter {
-	return countingWriter{f: f, jan: jan, md5: md5.New()}
+	return countingWriter{f: f, jan: jan, md5: md5.New(), part: md5.New()}
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.f.Write(p)
-	c.n += int64(n)
 	if c.md5 != nil {
 		c.md5.Write(p[:n])
+		done := p[:n]
+		for len(done) > 0 {
+			room := PartSize - c.n%PartSize
+			k := min(int64(len(done)), room)
+			c.part.Write(done[:k])
+			c.n += k
+			done = done[k:]
+			if c.n%PartSize == 0 {
+				c.parts = append(c.parts, base64.StdEncoding.EncodeToString(c.part.Sum(nil)))
+				c.part.Reset()
+			}
+		}
+	} else {
+		c.n += int64(n)
 	}
 	if c.jan != nil {
 		c.jan.wrote(int64(n))
@@ -99,12 +121,21 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// sum returns the base64 MD5 of what was written, "" if not hashed.
-func (c *countingWriter) sum() string {
+// seal stores the sums in m: ContentMD5, and the part sums when the file
+// is larger than one part.
+func (c *countingWriter) seal(m *Meta) {
 	if c.md5 == nil {
-		return ""
+		return
 	}
-	return base64.StdEncoding.EncodeToString(c.md5.Sum(nil))
+	m.ContentMD5 = base64.StdEncoding.EncodeToString(c.md5.Sum(nil))
+	m.PartSize, m.PartMD5s = 0, nil
+	if c.n > PartSize {
+		parts := c.parts
+		if c.n%PartSize != 0 {
+			parts = append(parts, base64.StdEncoding.EncodeToString(c.part.Sum(nil)))
+		}
+		m.PartSize, m.PartMD5s = PartSize, parts
+	}
 }
 
 // NewWriter returns a Writer for one stream of a container. Several Writers
@@ -413,7 +444,7 @@ func (w *Writer) sealLocked(reason string) (Sealed, error) {
 		w.s.jan.abandon(ab)
 		return Sealed{}, fmt.Errorf("%w: seal %s: %w", ErrAbandoned, c.f.Name(), err)
 	}
-	c.meta.ContentMD5 = c.cw.sum()
+	c.cw.seal(&c.meta)
 	s, err := finishSeal(&w.s.acct, w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
 	if err != nil {
 		w.s.jan.abandon(ab)

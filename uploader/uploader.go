@@ -56,6 +56,10 @@ type Config struct {
 	// MinThroughput is the slowest upload rate, in bytes per second, that
 	// an attempt is given time for. Default 1 MiB/s.
 	MinThroughput int64
+	// MultipartThreshold: a segment larger than this is uploaded in parts
+	// of segment.PartSize (16 MiB), each retried on its own. Default
+	// DefaultMultipartThreshold (128 MiB).
+	MultipartThreshold int64
 	// Scan lists the sealed segments at Start. Default
 	// segment.ScanSealed(Root); the plugin passes its Spool's ScanSealed,
 	// whose segments tell the Spool when they are removed, so it can
@@ -130,6 +134,8 @@ type item struct {
 	// md5FromFile: md5 was computed from the file, not taken from the
 	// sidecar (so a BadDigest is the network's fault).
 	md5FromFile bool
+	// mp is the multipart upload in progress, kept across attempts.
+	mp *multipart
 	// Local failures (reading the file) back off per segment.
 	localFailures int
 	notBefore     time.Time
@@ -168,6 +174,9 @@ func New(cfg Config) (*Uploader, error) {
 	}
 	if cfg.MinThroughput == 0 {
 		cfg.MinThroughput = DefaultMinThroughput
+	}
+	if cfg.MultipartThreshold <= 0 {
+		cfg.MultipartThreshold = DefaultMultipartThreshold
 	}
 	u := &Uploader{
 		cfg:       cfg,
@@ -676,6 +685,9 @@ func (u *Uploader) attempt(it *item) error {
 	timeout := u.cfg.AttemptTimeout + time.Duration(float64(it.size)/float64(u.cfg.MinThroughput)*float64(time.Second))
 	ctx, cancel := context.WithTimeout(u.runCtx, timeout)
 	defer cancel()
+	if mc, ok := client.(multipartAPI); ok && it.size > u.cfg.MultipartThreshold {
+		return u.uploadParts(ctx, mc, it, f)
+	}
 	_, err = client.PutObject(ctx, putInput(it.seg, io.ReadSeeker(f), it.size, it.md5), unsignedOverTLS)
 	if err != nil {
 		if isBadDigest(err) && !it.md5FromFile {
