@@ -200,7 +200,7 @@ func BenchmarkLayout(b *testing.B) {
 				raw *= int64(passes + 1)
 				b.ReportMetric(float64(passes*len(c.recs))/elapsed.Seconds(), "records/s")
 				b.ReportMetric(float64(passes*len(c.data))/1e6/cpu.Seconds(), "MB/cpu-s")
-				b.ReportMetric(float64(raw)/float64(cw.n), "ratio")
+				b.ReportMetric(float64(raw)/float64(cw.size()), "ratio")
 			})
 		}
 	}

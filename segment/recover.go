@@ -260,8 +260,7 @@ func (rp *repairer) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 		return res, fmt.Errorf("segment: recover: %w", err)
 	}
 	defer out.Close()
-	cwv := newCountingWriter(out, nil)
-	cw := &cwv
+	cw := newCountingWriter(out, nil)
 	enc, err := newEncoder(zstd.SpeedDefault, cw)
 	if err != nil {
 		return res, err
@@ -304,7 +303,7 @@ func (rp *repairer) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 	if err := out.Sync(); err != nil {
 		return res, fmt.Errorf("segment: recover: %w", err)
 	}
-	res.size = cw.n
+	res.size = cw.size()
 	cw.seal(m)
 	if m.Records > 0 {
 		t := fi.ModTime().UTC()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -59,7 +60,7 @@ type Writer struct {
 // openSegment is the segment a Writer appends to.
 type openSegment struct {
 	f      *os.File
-	cw     countingWriter
+	cw     *countingWriter
 	enc    *zstd.Encoder // nil while the stream is idle (between frames)
 	meta   Meta
 	name   string    // final data file name
@@ -82,9 +83,12 @@ const PartSize = 16 << 20
 // them to the janitor (jan may be nil) and hashes them: the MD5 of the
 // whole file and of each PartSize part (for the upload's Content-MD5, so
 // the uploader need not read the file for it).
+//
+// With an encoder that compresses on its own goroutine, Write runs there
+// (never two at once) while the Writer reads size: n is atomic.
 type countingWriter struct {
 	f   *os.File
-	n   int64
+	n   atomic.Int64
 	jan *janitor
 	md5 hash.Hash // nil: not hashed
 	// part hashes the current part; parts are the finished parts' sums.
@@ -92,29 +96,32 @@ type countingWriter struct {
 	parts []string
 }
 
-func newCountingWriter(f *os.File, jan *janitor) countingWriter {
-	return countingWriter{f: f, jan: jan, md5: md5.New(), part: md5.New()}
+func newCountingWriter(f *os.File, jan *janitor) *countingWriter {
+	return &countingWriter{f: f, jan: jan, md5: md5.New(), part: md5.New()}
 }
+
+// size returns the bytes written so far.
+func (c *countingWriter) size() int64 { return c.n.Load() }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.f.Write(p)
 	if c.md5 != nil {
 		c.md5.Write(p[:n])
+		pos := c.n.Load()
 		done := p[:n]
 		for len(done) > 0 {
-			room := PartSize - c.n%PartSize
+			room := PartSize - pos%PartSize
 			k := min(int64(len(done)), room)
 			c.part.Write(done[:k])
-			c.n += k
+			pos += k
 			done = done[k:]
-			if c.n%PartSize == 0 {
+			if pos%PartSize == 0 {
 				c.parts = append(c.parts, base64.StdEncoding.EncodeToString(c.part.Sum(nil)))
 				c.part.Reset()
 			}
 		}
-	} else {
-		c.n += int64(n)
 	}
+	c.n.Add(int64(n))
 	if c.jan != nil {
 		c.jan.wrote(int64(n))
 	}
@@ -129,9 +136,9 @@ func (c *countingWriter) seal(m *Meta) {
 	}
 	m.ContentMD5 = base64.StdEncoding.EncodeToString(c.md5.Sum(nil))
 	m.PartSize, m.PartMD5s = 0, nil
-	if c.n > PartSize {
+	if n := c.n.Load(); n > PartSize {
 		parts := c.parts
-		if c.n%PartSize != 0 {
+		if n%PartSize != 0 {
 			parts = append(parts, base64.StdEncoding.EncodeToString(c.part.Sum(nil)))
 		}
 		m.PartSize, m.PartMD5s = PartSize, parts
@@ -202,7 +209,7 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 	}
 	c := w.cur
 	if c.enc == nil {
-		enc, err := w.s.enc.get(w.opts.Level, &c.cw)
+		enc, err := w.s.enc.get(w.opts.Level, c.cw)
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +230,7 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 	if c.dirtySince.IsZero() {
 		c.dirtySince = now
 	}
-	if c.cw.n+c.pendingCompressed() >= w.opts.MaxSize {
+	if c.cw.size()+c.pendingCompressed() >= w.opts.MaxSize {
 		// The buffered input may take the file over the limit: write it
 		// out now so the size check below sees the real size.
 		if err := w.flushLocked(); err != nil {
@@ -238,15 +245,16 @@ func (w *Writer) append(t time.Time, rec []byte) (*Sealed, error) {
 // so a segment overshoots MaxSize by about one record rather than a block.
 func (c *openSegment) pendingCompressed() int64 {
 	flushed := c.meta.RawBytes - c.pendingRaw
-	if c.cw.n == 0 || flushed <= 0 {
+	n := c.cw.size()
+	if n == 0 || flushed <= 0 {
 		return c.pendingRaw
 	}
-	return c.pendingRaw * c.cw.n / flushed
+	return c.pendingRaw * n / flushed
 }
 
 // sealIfFullLocked seals the current segment when its file reached MaxSize.
 func (w *Writer) sealIfFullLocked() (*Sealed, error) {
-	if w.cur == nil || w.cur.cw.n < w.opts.MaxSize {
+	if w.cur == nil || w.cur.cw.size() < w.opts.MaxSize {
 		return nil, nil
 	}
 	s, err := w.sealLocked(ReasonSize)
@@ -445,7 +453,7 @@ func (w *Writer) sealLocked(reason string) (Sealed, error) {
 		return Sealed{}, fmt.Errorf("%w: seal %s: %w", ErrAbandoned, c.f.Name(), err)
 	}
 	c.cw.seal(&c.meta)
-	s, err := finishSeal(&w.s.acct, w.dir.path, c.name, c.f.Name(), c.meta, c.cw.n, reason, w.s.now())
+	s, err := finishSeal(&w.s.acct, w.dir.path, c.name, c.f.Name(), c.meta, c.cw.size(), reason, w.s.now())
 	if err != nil {
 		w.s.jan.abandon(ab)
 		return Sealed{}, fmt.Errorf("%w: %w", ErrAbandoned, err)
