@@ -24,7 +24,7 @@
 //	prefix             Go template for the key prefix; default keys.DefaultPrefix
 //	segment-size       512k, 64m, 1g ... (64k to 5g); default 64m
 //	segment-age        Go duration (1s to 24h); default 5m
-//	compression-level  fastest|default|better|best; default default
+//	compression-level  fastest|default|better|best; default fastest
 //	storage-class      STANDARD, STANDARD_IA, GLACIER_IR, ...; default: bucket's
 //	sse                AES256|aws:kms; default: none requested
 //	sse-kms-key-id     KMS key id, ARN or alias; only with sse=aws:kms

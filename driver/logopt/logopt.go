@@ -78,7 +78,9 @@ type Options struct {
 
 	SegmentSize int64         // seal a segment at this many compressed bytes; default 64 MiB
 	SegmentAge  time.Duration // seal a segment this long after its first record; default 5m
-	// CompressionLevel of the zstd encoder; default zstd.SpeedDefault.
+	// CompressionLevel of the zstd encoder; default zstd.SpeedFastest, whose
+	// ratio on log records is within 3% of zstd -3 at about 1.3x the speed
+	// of zstd.SpeedDefault (README, Performance).
 	CompressionLevel zstd.EncoderLevel
 
 	StorageClass string // S3 storage class, upper case; "" leaves the bucket's default
@@ -237,7 +239,7 @@ func Parse(cfg map[string]string) (*Options, error) {
 		PrefixTemplate:   keys.DefaultPrefix,
 		SegmentSize:      DefaultSegmentSize,
 		SegmentAge:       DefaultSegmentAge,
-		CompressionLevel: zstd.SpeedDefault,
+		CompressionLevel: zstd.SpeedFastest,
 	}
 	var errs []error
 

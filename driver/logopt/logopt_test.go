@@ -35,7 +35,7 @@ func TestParseDefaults(t *testing.T) {
 	if o.PrefixTemplate != keys.DefaultPrefix || o.Prefix == nil || o.Prefix.String() != keys.DefaultPrefix {
 		t.Errorf("prefix: %q %v", o.PrefixTemplate, o.Prefix)
 	}
-	if o.SegmentSize != 64<<20 || o.SegmentAge != 5*time.Minute || o.CompressionLevel != zstd.SpeedDefault {
+	if o.SegmentSize != 64<<20 || o.SegmentAge != 5*time.Minute || o.CompressionLevel != zstd.SpeedFastest {
 		t.Errorf("segment: %d %v %v", o.SegmentSize, o.SegmentAge, o.CompressionLevel)
 	}
 	if o.StorageClass != "" || o.SSE != "" || o.SSEKMSKeyID != "" {
