@@ -68,7 +68,7 @@ func (q *queue) wait(t *testing.T, n int) []segment.Sealed {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	d     *Driver
 	q     *queue
 	spool *segment.Spool
@@ -76,7 +76,7 @@ type env struct {
 	state string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, q: &queue{got: make(chan struct{}, 1)}, fifos: filepath.Join(dir, "logging"), state: filepath.Join(dir, "streams")}
@@ -130,7 +130,7 @@ func info(cfg map[string]string) Info {
 	}
 }
 
-func frame(t *testing.T, e *logentry.LogEntry) []byte {
+func frame(t testing.TB, e *logentry.LogEntry) []byte {
 	t.Helper()
 	b, err := e.Marshal()
 	if err != nil {
