@@ -15,6 +15,12 @@
 // needs one that is not built in fails instead of reaching the network.
 //
 // Exit status: 0 on success, 1 when a statement fails, 2 on bad usage.
+//
+// This is the only package of the Go module github.com/s3logs/s3logs/query,
+// kept apart from the plugin's module because DuckDB's Go bindings need cgo
+// and a C compiler: building or testing the plugin never compiles DuckDB,
+// and the plugin's go.mod does not list it. Build it with CGO_ENABLED=1;
+// the first build downloads DuckDB's prebuilt static library.
 package main
 
 import (
