@@ -69,7 +69,7 @@ bin/minio:
 	GOBIN=$(CURDIR)/bin $(GO) install $(MINIO_MODULE)
 
 ## test: unit and MinIO integration tests with -race, then the e2e suite
-test: unit e2e
+test: unit query-test e2e
 
 unit: minio
 	$(GO) vet ./...
@@ -81,6 +81,15 @@ unit: minio
 e2e: plugin minio
 	S3LOGS_PLUGIN=$(PLUGIN) S3LOGS_LOGGEN_IMAGE=$(LOGGEN_IMAGE) \
 	  $(GO) test -race -count=1 -timeout 30m -parallel 8 -v $(E2E_FLAGS) ./e2e
+
+# query/ is a separate Go module: DuckDB's Go bindings need cgo (and a C
+# compiler), the plugin's module stays cgo-free. The first build downloads
+# DuckDB's prebuilt static library (about 32 MB) and links it (see the
+# README's Query in place section and query/cmd/duckjson).
+.PHONY: query-test
+## query-test: vet and test query/ (cmd/duckjson: embedded DuckDB, used by e2e's TestQueryInPlace)
+query-test:
+	cd query && CGO_ENABLED=1 $(GO) vet ./... && CGO_ENABLED=1 $(GO) test -count=1 ./...
 
 ## demo: install the plugin, log a container to a throwaway MinIO, print what landed in S3
 demo: plugin loggen-image minio
