@@ -30,6 +30,10 @@ type Query struct {
 	// Waiting, if set, is called while following when selectors have
 	// matched nothing yet (with the *NotFoundError); Logs keeps polling.
 	Waiting func(error)
+	// Caught, if set, is called while following each time Logs has given
+	// everything found so far and waits for new objects (a printer flushes
+	// its output there).
+	Caught func()
 }
 
 // Logs finds the containers of q and calls fn with their records in time
@@ -52,6 +56,12 @@ func (r *Reader) Logs(ctx context.Context, q Query, fn func(*Record) error) erro
 	if !q.Follow {
 		return nil
 	}
+	caught := func() {
+		if q.Caught != nil {
+			q.Caught()
+		}
+	}
+	caught()
 	poll := q.Poll
 	if poll <= 0 {
 		poll = DefaultPoll
@@ -120,5 +130,6 @@ func (r *Reader) Logs(ctx context.Context, q Query, fn func(*Record) error) erro
 			return err
 		}
 		mark(fresh)
+		caught()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,8 +270,9 @@ func TestFollow(t *testing.T) {
 	defer cancel()
 	got := make(chan string, 100)
 	done := make(chan error, 1)
+	var caught atomic.Int32
 	go func() {
-		done <- r.Logs(ctx, Query{Selectors: []string{"f"}, Tail: -1, Follow: true, Poll: 100 * time.Millisecond}, func(rec *Record) error {
+		done <- r.Logs(ctx, Query{Selectors: []string{"f"}, Tail: -1, Follow: true, Poll: 100 * time.Millisecond, Caught: func() { caught.Add(1) }}, func(rec *Record) error {
 			got <- string(rec.Log)
 			return nil
 		})
@@ -291,6 +293,13 @@ func TestFollow(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("follow did not see the new object")
 		}
+	}
+	waitCaught := time.Now().Add(5 * time.Second)
+	for caught.Load() < 2 && time.Now().Before(waitCaught) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if caught.Load() < 2 {
+		t.Errorf("Caught called %d times, want once after the start and once after the new object", caught.Load())
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -84,9 +84,14 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		errOut.Flush()
 		mu.Unlock()
 	}
+	q.Caught = func() { // following: everything found so far goes out now
+		mu.Lock()
+		out.Flush()
+		errOut.Flush()
+		mu.Unlock()
+	}
 	pr := printer{raw: *output == "raw", timestamps: *timestamps, multi: len(containers) > 1}
 	names := map[string]bool{}
-	lastFlush := time.Now()
 	err = r.Logs(ctx, q, func(rec *reader.Record) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -95,19 +100,8 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			pr.multi = len(names) > 1 // one name selecting several containers stays unprefixed
 		}
 		pr.print(out, errOut, rec)
-		if *follow && time.Since(lastFlush) > 100*time.Millisecond {
-			out.Flush()
-			errOut.Flush()
-			lastFlush = time.Now()
-		}
 		return nil
 	})
-	if *follow {
-		mu.Lock()
-		out.Flush()
-		errOut.Flush()
-		mu.Unlock()
-	}
 	return exitCode(stderr, err)
 }
 
