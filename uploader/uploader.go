@@ -61,6 +61,9 @@ type Config struct {
 	// whose segments tell the Spool when they are removed, so it can
 	// remove a container's folder once its last segment is uploaded.
 	Scan func() ([]segment.Sealed, error)
+	// Observer, when set, is told the outcome of every upload attempt (see
+	// Observer). Default: none.
+	Observer Observer
 
 	// Test hooks; nil selects the real implementation.
 	newClient func(ctx context.Context, d segment.Destination) (objectPutter, error)
@@ -127,6 +130,7 @@ type item struct {
 	probe     bool // picked as the probe of a failing destination
 	md5       string
 	size      int64
+	failed    int // failed attempts so far: the next one is a retry
 	// Local failures (reading the file) back off per segment.
 	localFailures int
 	notBefore     time.Time
@@ -135,6 +139,7 @@ type item struct {
 // destState is the circuit state of one destination.
 type destState struct {
 	failures  int       // consecutive failed attempts; 0 = healthy
+	since     time.Time // when the first of them ended
 	notBefore time.Time // no attempt before this while failing
 	probing   bool      // the one attempt allowed while failing is in flight
 }
@@ -558,6 +563,11 @@ func (u *Uploader) process(it *item) {
 	m := it.seg.Meta
 	bucket, key := m.Destination.Bucket, m.Key
 
+	if !errors.Is(err, errGone) && u.cfg.Observer != nil {
+		res, code := u.outcome(err)
+		u.cfg.Observer.ObserveUpload(Attempt{Bucket: bucket, Result: res, Code: code,
+			Bytes: it.size, Duration: elapsed, Retry: it.failed > 0})
+	}
 	if err == nil {
 		u.log.Debug("uploader: uploaded", "bucket", bucket, "key", key, "bytes", it.size, "duration", elapsed)
 		if rerr := it.seg.Remove(); rerr != nil {
@@ -581,6 +591,7 @@ func (u *Uploader) process(it *item) {
 	defer u.mu.Unlock()
 	defer u.broadcastLocked()
 	it.inflight = false
+	it.failed++
 	ds := u.dests[keyOf(m.Destination)]
 	if it.probe && ds != nil {
 		ds.probing = false
@@ -621,6 +632,9 @@ func (u *Uploader) process(it *item) {
 	delay := u.cfg.BackoffCap
 	if class == classRetryable {
 		delay = backoff(u.cfg.BackoffBase, u.cfg.BackoffCap, ds.failures, u.randN)
+	}
+	if ds.failures == 0 {
+		ds.since = u.clock.Now()
 	}
 	ds.failures++
 	ds.notBefore = u.clock.Now().Add(delay)
