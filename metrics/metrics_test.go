@@ -2,11 +2,14 @@ package metrics
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -337,5 +340,45 @@ func TestHealthCheckContext(t *testing.T) {
 	}}})
 	if code != 200 || !deadline || !slices.Contains(strings.Split(body, "\n"), "slow: ok") {
 		t.Errorf("%d %q, deadline set: %v", code, body, deadline)
+	}
+}
+
+// TestMonitoringFilesUseExportedNames: every s3logs_ name the alert rules
+// and the Grafana dashboard in monitoring/ query is one the plugin
+// exports (a histogram also as _bucket, _sum and _count), and the
+// dashboard is valid JSON.
+func TestMonitoringFilesUseExportedNames(t *testing.T) {
+	mfs, err := newFullRegistry(t).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, mf := range mfs {
+		known[mf.GetName()] = true
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				known[mf.GetName()+s] = true
+			}
+		}
+	}
+	name := regexp.MustCompile(`s3logs_[a-z0-9_]+`)
+	for _, f := range []string{"../monitoring/alerts.yml", "../monitoring/grafana-dashboard.json"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, ".json") && !json.Valid(b) {
+			t.Errorf("%s is not valid JSON", f)
+		}
+		used := 0
+		for _, n := range name.FindAllString(string(b), -1) {
+			used++
+			if !known[n] {
+				t.Errorf("%s uses %s, which the plugin does not export", f, n)
+			}
+		}
+		if used == 0 {
+			t.Errorf("%s uses no s3logs metric", f)
+		}
 	}
 }
