@@ -82,11 +82,16 @@ unit: minio check-monitoring
 # start a Prometheus server; nothing is installed or started this way).
 PROMTOOL ?= $(or $(shell command -v promtool 2>/dev/null),$(CURDIR)/bin/promtool)
 
-## check-monitoring: promtool checks the example scrape config and the alert rules, and runs the rules' tests
+## check-monitoring: promtool checks the example scrape config, the alert rules (and runs their tests) and the dashboard's queries
 check-monitoring: $(PROMTOOL)
 	$(PROMTOOL) check config monitoring/prometheus.yml
 	$(PROMTOOL) check rules monitoring/alerts.yml
 	$(PROMTOOL) test rules monitoring/alerts_test.yml
+	# Every dashboard query, its variables filled in, as a recording rule promtool parses.
+	mkdir -p build
+	jq '{groups: [{name: "dashboard", rules: ([.panels[] | .targets[]? | .expr] | to_entries | map({record: "dashboard:query_\(.key)", expr: (.value | gsub("\\$$__rate_interval"; "5m") | gsub("\\$$(instance|job)"; ".*"))}))}]}' \
+	  monitoring/grafana-dashboard.json > build/dashboard-queries.yml
+	$(PROMTOOL) check rules build/dashboard-queries.yml
 
 $(CURDIR)/bin/promtool:
 	mkdir -p $(@D)
