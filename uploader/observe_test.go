@@ -87,26 +87,3 @@ func TestObserverAndStats(t *testing.T) {
 		}
 	}
 }
-
-func TestObserverLocalError(t *testing.T) {
-	root := t.TempDir()
-	bad, _ := makeSegment(t, root, testSegment{container: "r", seq: 1, records: 1, dest: destA})
-	if err := os.Remove(bad.Path()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(bad.Path(), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	obs := &attempts{}
-	u := startUploader(t, Config{Root: root, Workers: 1, BackoffBase: 10 * time.Millisecond, BackoffCap: 20 * time.Millisecond, Observer: obs}, &fakePutter{})
-	u.Enqueue(bad, false)
-	waitFor(t, 5*time.Second, "two attempts", func() bool { return len(obs.list()) >= 2 })
-	for i, a := range obs.list()[:2] {
-		if a.Result != ResultLocal || a.Code != "LocalError" || a.Retry != (i > 0) || a.Bucket != destA.Bucket {
-			t.Errorf("attempt %d: %+v", i, a)
-		}
-	}
-	if f := u.Stats().Failing; len(f) != 0 {
-		t.Errorf("a local error marked the destination failing: %+v", f)
-	}
-}
