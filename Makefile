@@ -23,7 +23,7 @@ CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 # Every package except the end-to-end suite, which needs the installed plugin.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: FORCE all build rootfs plugin loggen-image test unit e2e demo bench bench-go bench-e2e nullplugin bench-image clean distclean minio
+.PHONY: FORCE all build rootfs plugin loggen-image test unit e2e demo bench bench-go bench-e2e nullplugin bench-image clean distclean minio check-monitoring
 
 all: build
 
@@ -71,11 +71,34 @@ bin/minio:
 ## test: unit and MinIO integration tests with -race, then the e2e suite
 test: unit query-test e2e
 
-unit: minio
+unit: minio check-monitoring
 	$(GO) vet ./...
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 	# The resync sweep's full million cut points (every fourth under -race).
 	$(GO) test -count=1 -run '^TestResyncSweep$$' ./driver/fifo/
+
+# promtool: the one on PATH, else bin/promtool taken out of Debian's
+# prometheus package with `apt-get download` (installing the package would
+# start a Prometheus server; nothing is installed or started this way).
+PROMTOOL ?= $(or $(shell command -v promtool 2>/dev/null),$(CURDIR)/bin/promtool)
+
+## check-monitoring: promtool checks the example scrape config, the alert rules (and runs their tests) and the dashboard's queries
+check-monitoring: $(PROMTOOL)
+	$(PROMTOOL) check config monitoring/prometheus.yml
+	$(PROMTOOL) check rules monitoring/alerts.yml
+	$(PROMTOOL) test rules monitoring/alerts_test.yml
+	# Every dashboard query, its variables filled in, as a recording rule promtool parses.
+	mkdir -p build
+	jq '{groups: [{name: "dashboard", rules: ([.panels[] | .targets[]? | .expr] | to_entries | map({record: "dashboard:query_\(.key)", expr: (.value | gsub("\\$$__rate_interval"; "5m") | gsub("\\$$(instance|job)"; ".*"))}))}]}' \
+	  monitoring/grafana-dashboard.json > build/dashboard-queries.yml
+	$(PROMTOOL) check rules build/dashboard-queries.yml
+
+$(CURDIR)/bin/promtool:
+	mkdir -p $(@D)
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cd "$$tmp"; \
+	  apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; \
+	  dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool; \
+	  install -m 0755 usr/bin/promtool $@
 
 ## e2e: reinstall the plugin, then run the end-to-end suite against Docker and MinIO
 e2e: plugin minio

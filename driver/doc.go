@@ -42,6 +42,15 @@
 // context) and interrupts the others at a frame boundary, leaving their
 // unread frames in the pipe for the next start.
 //
+// # Counting
+//
+// Stats reports the streams and what they read, for metrics. A stream
+// counts each record in plain fields that only its reader goroutine
+// touches, and adds them to the Driver's atomic counters once per read of
+// its FIFO, in the store-then-commit step before the read: the per-record
+// path takes no lock and no atomic operation, and a stream waiting for
+// input has published everything it read.
+//
 // # Goroutines
 //
 // Each stream's reader goroutine is started by StartLogging or Reattach and

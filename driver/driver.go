@@ -80,6 +80,9 @@ type Driver struct {
 
 	wg sync.WaitGroup // one per reader goroutine and re-attach retry
 
+	// counts are added to by the streams; Stats reads them.
+	counts sharedCounts
+
 	// devNull takes the bytes a stream consumes from its FIFO (splice);
 	// nil when /dev/null cannot be opened. Open for the Driver's life.
 	devNull *os.File
@@ -190,6 +193,9 @@ func (d *Driver) start(saved savedStream, opts *logopt.Options, persist bool, ta
 	}
 	if err == nil {
 		s.reattached = !persist
+		if s.reattached {
+			d.counts.reattached.Add(1)
+		}
 		if len(tail) > 0 {
 			s.dedup = &deduper{tail: tail}
 		}
@@ -243,6 +249,7 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 		attrs:     attrs,
 		log:       d.log.With("container", shortID(cid), "name", strings.TrimPrefix(saved.ContainerName, "/")),
 		forget:    func() { d.forget(saved.File) },
+		sink:      &d.counts,
 	}
 	if ps, err := newPeekSource(f, d.devNull); err == nil {
 		st.src = ps

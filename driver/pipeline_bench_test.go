@@ -141,7 +141,7 @@ func newBenchStreamLevel(tb testing.TB, sp *segment.Spool, src io.Reader, level 
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	return &stream{file: "recorded", src: &plainSource{r: src}, w: w, log: log, forget: func() {}}
+	return &stream{file: "recorded", src: &plainSource{r: src}, w: w, log: log, forget: func() {}, sink: new(sharedCounts)}
 }
 
 // BenchmarkPipeline runs recorded FIFO streams through stream.run into a

@@ -62,6 +62,12 @@ type stream struct {
 	// that the repaired segment already holds.
 	dedup *deduper
 
+	// sink receives the stream's counts once per FIFO read (publish);
+	// nil in tests that count nothing.
+	sink *sharedCounts
+	// pend are the counts not yet published; only run touches them.
+	pend streamCounts
+
 	stopRequested atomic.Bool   // StopLogging arrived: Docker is done writing
 	interrupted   atomic.Bool   // set by interrupt: end at a frame boundary
 	seals         atomic.Uint64 // segments sealed by w (any goroutine)
@@ -135,6 +141,9 @@ func (s *stream) run() {
 	default:
 		s.log.Error("reading log stream failed; draining the rest so the container never blocks", "file", s.file, "err", err)
 		n, derr := drain(s.src)
+		if s.sink != nil {
+			s.sink.skippedBytes.Add(uint64(n))
+		}
 		s.log.Error("discarded the rest of a log stream", "discarded_bytes", n, "err", derr)
 	}
 	if !interrupted {
@@ -146,6 +155,7 @@ func (s *stream) run() {
 		s.holdFrom = -1
 	}
 	s.resolveDedup()
+	s.publish()
 	if s.appendErrs > 0 {
 		s.reportDropped()
 	}
@@ -236,6 +246,9 @@ func (s *stream) recoverable(err error) bool {
 	switch {
 	case errors.As(err, &skip):
 		s.skipped += skip.Bytes
+		if s.sink != nil {
+			s.sink.skipped(skip)
+		}
 		s.log.Warn("skipped bytes of the log stream to find the next frame", "file", s.file,
 			"skipped_bytes", skip.Bytes, "cause", skip.Cause, "skipped_total", s.skipped)
 		return true
@@ -294,7 +307,8 @@ func (s *stream) emitPending() {
 	s.holdFrom = -1
 }
 
-// store flushes the segment writer, then commits what it stored.
+// store flushes the segment writer, then commits what it stored, and
+// publishes the counts.
 func (s *stream) store() {
 	if s.w != nil {
 		if err := s.w.Flush(); err != nil {
@@ -302,6 +316,17 @@ func (s *stream) store() {
 		}
 	}
 	s.commit()
+	s.publish()
+}
+
+// publish adds the counts gathered since the last call to the Driver's.
+// It runs once per FIFO read, so counting costs the per-record path no
+// atomic operation.
+func (s *stream) publish() {
+	if s.sink != nil && s.pend != (streamCounts{}) {
+		s.sink.add(&s.pend)
+		s.pend = streamCounts{}
+	}
 }
 
 // commit consumes from the FIFO every frame whose records reached the
@@ -324,9 +349,15 @@ func (s *stream) commit() {
 	}
 }
 
-// emit encodes one record and appends it to the segment, unless the
-// deduplication of a re-attached FIFO recognises it as already stored.
+// emit counts one record, encodes it and appends it to the segment, unless
+// the deduplication of a re-attached FIFO recognises it as already stored.
 func (s *stream) emit(r *record.Record) error {
+	k := kindOf(r.Source)
+	s.pend.records[k]++
+	s.pend.bytes[k] += uint64(len(r.Line))
+	if r.Newline {
+		s.pend.bytes[k]++
+	}
 	s.buf = record.AppendJSON(s.buf[:0], r, s.attrs)
 	if s.dedup != nil {
 		s.dedup.offer(s.buf, r.Time, s.append)
@@ -360,6 +391,7 @@ func (s *stream) resolveDedup() {
 func (s *stream) append(t time.Time, rec []byte) {
 	if s.w == nil {
 		s.discarded++
+		s.pend.unstorable++
 		return
 	}
 	err := s.w.Append(t, rec)
@@ -373,6 +405,7 @@ func (s *stream) append(t time.Time, rec []byte) {
 		s.log.Error("segment abandoned after a write error; the janitor repairs it", "err", err)
 	default:
 		s.appendErrs++
+		s.pend.notStored++
 		if s.appendErrs == 1 {
 			s.log.Error("cannot store log records; dropping them until storing works again", "err", err)
 		}

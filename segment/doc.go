@@ -131,8 +131,11 @@
 //     after a lock-free check of an atomic flag that keeps open gates cheap.
 //   - janitor.mu guards the abandoned files; janitor.visitMu serializes
 //     visits and guards the state they keep (last walk, log rate limits).
-//   - Atomics: the janitor's counters (dropped, lostOnError, walks, visits,
-//     pruned) and the headroom that writes count down.
+//   - Atomics: the janitor's counters (dropped, droppedRecords,
+//     lostOnError, written, walks, visits, pruned), the free space of its
+//     last visit and the headroom that writes count down, and the ledger's
+//     seal counts. Spool.Stats reads them with the ledger's usage, for
+//     metrics.
 //
 // Callbacks (OnSeal, OnRecovered) run without any of these locks held.
 package segment

@@ -56,12 +56,15 @@ type janitor struct {
 	// nothing; it reports whether the folder is gone.
 	prune func(dir string) bool
 
-	kick        chan struct{} // pokes the ticker goroutine to visit
-	dropped     atomic.Int64  // segments dropped by PolicyDropOldest
-	lostOnError atomic.Int64  // accepted records lost to write errors
-	walks       atomic.Int64  // walks of the spool, for tests
-	visits      atomic.Int64  // visits, for tests
-	pruned      atomic.Int64  // container folders removed, for tests
+	kick           chan struct{} // pokes the ticker goroutine to visit
+	dropped        atomic.Int64  // segments dropped by PolicyDropOldest
+	droppedRecords atomic.Int64  // records in the segments dropped
+	lostOnError    atomic.Int64  // accepted records lost to write errors
+	written        atomic.Int64  // bytes Writers wrote to segment files
+	free           atomic.Int64  // free bytes seen by the last usage(), -1 unknown
+	walks          atomic.Int64  // walks of the spool, for tests
+	visits         atomic.Int64  // visits, for tests
+	pruned         atomic.Int64  // container folders removed, for tests
 	// headroom is what may still be written before the filesystem's free
 	// space falls below minFree, as of the last visit; writes count it
 	// down and poke the janitor when it runs out.
@@ -105,6 +108,7 @@ func (j *janitor) usage() usage {
 	if err := syscall.Statfs(j.root, &st); err == nil {
 		u.free = int64(st.Bavail) * int64(st.Bsize)
 	}
+	j.free.Store(u.free)
 	room := int64(math.MaxInt64)
 	if u.free >= j.minFree {
 		room = u.free - j.minFree
@@ -115,10 +119,11 @@ func (j *janitor) usage() usage {
 	return u
 }
 
-// wrote counts bytes written to segment files down from the headroom and
-// pokes the janitor when it runs out, so a disk filling up is noticed
-// before the next regular visit.
+// wrote counts bytes written to segment files, and down from the headroom:
+// it pokes the janitor when that runs out, so a disk filling up is noticed
+// before the next regular visit. Writers call it once per write(2).
 func (j *janitor) wrote(n int64) {
+	j.written.Add(n)
 	if j.headroom.Add(-n) <= 0 {
 		j.headroom.Store(math.MaxInt64) // one poke; the visit rearms it
 		j.poke()
@@ -217,6 +222,7 @@ func (j *janitor) dropOldestLocked(u usage, now time.Time) usage {
 			u.free += fi.Size()
 		}
 		j.dropped.Add(1)
+		j.droppedRecords.Add(seg.Meta.Records)
 		all.add(seg, fi.Size())
 		if all.segments <= maxDropLines {
 			j.log.Warn("spool full: dropped the oldest segment without uploading it",

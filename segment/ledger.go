@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // ledger tracks the bytes of the sealed segments in the spool (data file
@@ -17,12 +19,16 @@ import (
 // safe for concurrent use.
 //
 // It also collects the container folders that may have become empty, for
-// the janitor to prune.
+// the janitor to prune, and counts the seals by reason.
 type ledger struct {
 	// limit is Config.Limit; poke is called when an addition takes the
 	// total to the limit or beyond. Both are set before first use.
 	limit int64
 	poke  func()
+
+	// seals counts the segments sealed since Open, by the index of their
+	// reason in reasons (Writers and repairs alike); walks do not change it.
+	seals [len(reasons)]atomic.Uint64
 
 	// mu guards every field below.
 	mu      sync.Mutex
@@ -39,6 +45,10 @@ type ledger struct {
 type ledgerEntry struct {
 	dir   string
 	bytes int64 // data file and sidecar
+	// sealedAt is when the segment was sealed: the seal time for segments
+	// added by a seal, the data file's modification time (its last write,
+	// at or before the seal) for segments a walk found first.
+	sealedAt time.Time
 }
 
 // ledgerChange is an addition (bytes >= 0) or removal (bytes < 0) of path.
@@ -47,10 +57,14 @@ type ledgerChange struct {
 	entry ledgerEntry
 }
 
-// add records a sealed segment; adding a known path replaces its entry.
-func (l *ledger) add(dir, path string, bytes int64) {
+// add records a sealed segment, sealed at sealedAt with the given reason;
+// adding a known path replaces its entry (and counts another seal).
+func (l *ledger) add(dir, path string, bytes int64, sealedAt time.Time, reason string) {
+	if i := reasonIndex(reason); i >= 0 {
+		l.seals[i].Add(1)
+	}
 	l.mu.Lock()
-	l.setLocked(path, ledgerEntry{dir: dir, bytes: bytes})
+	l.setLocked(path, ledgerEntry{dir: dir, bytes: bytes, sealedAt: sealedAt})
 	over := l.limit > 0 && l.total >= l.limit
 	l.mu.Unlock()
 	if over && l.poke != nil {
@@ -104,6 +118,20 @@ func (l *ledger) sealed() (bytes int64, gen uint64) {
 	return l.total, l.gen
 }
 
+// usage returns the bytes and number of sealed segments and the time the
+// oldest of them was sealed (zero when there is none). It looks at every
+// entry, under the lock: call it at a scrape's pace, not per record.
+func (l *ledger) usage() (bytes int64, segments int, oldest time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.files {
+		if oldest.IsZero() || e.sealedAt.Before(oldest) {
+			oldest = e.sealedAt
+		}
+	}
+	return l.total, len(l.files), oldest
+}
+
 // dirIdle makes a container folder a prune candidate if it holds no sealed
 // segment; the Spool calls it when the folder's last Writer closes.
 func (l *ledger) dirIdle(dir string) {
@@ -146,13 +174,20 @@ func (l *ledger) beginWalk() {
 
 // endWalk replaces the ledger with what the walk found, then re-applies the
 // changes reported while it ran: each is a set or a delete of one path, so
-// the result is right whether or not the walk saw that path.
+// the result is right whether or not the walk saw that path. A segment the
+// ledger knew keeps its seal time.
 func (l *ledger) endWalk(w walkResult) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	replay := l.replay
 	l.walking = false
 	l.replay = nil
+	for path, e := range w.files {
+		if old, ok := l.files[path]; ok {
+			e.sealedAt = old.sealedAt
+			w.files[path] = e
+		}
+	}
 	l.files = w.files
 	l.perDir = make(map[string]int)
 	l.total = 0
@@ -220,7 +255,7 @@ func walkSpool(root string, legacy bool) (walkResult, error) {
 			if err != nil {
 				continue // removed meanwhile
 			}
-			w.files[filepath.Join(dir, name)] = ledgerEntry{dir: dir, bytes: fi.Size() + metas[name]}
+			w.files[filepath.Join(dir, name)] = ledgerEntry{dir: dir, bytes: fi.Size() + metas[name], sealedAt: fi.ModTime()}
 		}
 		if segs == 0 {
 			w.idle = append(w.idle, dir)

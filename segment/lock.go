@@ -41,3 +41,28 @@ func lockRoot(root string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// ErrLockLost means the Spool no longer holds the lock on its folder: the
+// lock was released, or Root/.lock was removed or replaced, so that another
+// Spool could open the folder. CheckLock's errors wrap it.
+var ErrLockLost = errors.New("segment: spool lock not held")
+
+// checkLock reports whether f, the file the lock was taken on, is still
+// open and still the file at path.
+func checkLock(f *os.File, path string) error {
+	if f == nil {
+		return fmt.Errorf("%w: released", ErrLockLost)
+	}
+	held, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrLockLost, err)
+	}
+	cur, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrLockLost, err)
+	}
+	if !os.SameFile(held, cur) {
+		return fmt.Errorf("%w: %s was replaced by another file", ErrLockLost, path)
+	}
+	return nil
+}

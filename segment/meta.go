@@ -85,6 +85,19 @@ const (
 	ReasonRecovered = "recovered" // repaired after a crash
 )
 
+// reasons lists the Reason constants; Stats.Sealed counts by them.
+var reasons = [...]string{ReasonSize, ReasonAge, ReasonStop, ReasonShutdown, ReasonRecovered}
+
+// reasonIndex returns the index of a reason in reasons, or -1.
+func reasonIndex(reason string) int {
+	for i, r := range reasons {
+		if r == reason {
+			return i
+		}
+	}
+	return -1
+}
+
 // Sealed is a sealed segment on disk: its data file and its metadata.
 // A Sealed value is immutable; its methods may be called concurrently.
 type Sealed struct {

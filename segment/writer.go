@@ -476,7 +476,7 @@ func finishSeal(acct *ledger, dir, name, tmpPath string, m Meta, size int64, rea
 	if err := os.Rename(tmpPath, path); err != nil {
 		return Sealed{}, fmt.Errorf("segment: seal: %w", err)
 	}
-	acct.add(dir, path, size+metaSize)
+	acct.add(dir, path, size+metaSize, m.SealedAt, reason)
 	if err := syncDir(dir); err != nil {
 		return Sealed{}, err
 	}

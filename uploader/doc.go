@@ -65,4 +65,13 @@
 // clears the destination's state and is logged at info level if the
 // destination had been failing. Successful uploads are logged at debug
 // level with key, bytes and duration. Credentials are never logged.
+//
+// # Observation
+//
+// Config.Observer, when set, is told the outcome of every attempt (result,
+// S3 error code, bytes, duration, whether it is a retry) by the worker
+// that made it; Stats reports the segments pending and the failing
+// destinations with their consecutive failures and the time of the first.
+// The plugin turns both into Prometheus metrics; this package does not
+// depend on a metrics library.
 package uploader

@@ -130,8 +130,10 @@ func errorCode(err error) string {
 	if errors.As(err, &apiErr) && apiErr.ErrorCode() != "" {
 		return apiErr.ErrorCode()
 	}
+	// The SDK wraps a request that got no response (refused, reset) in a
+	// ResponseError with status 0: that is a network error, below.
 	var respErr *awshttp.ResponseError
-	if errors.As(err, &respErr) {
+	if errors.As(err, &respErr) && respErr.HTTPStatusCode() != 0 {
 		return "HTTP " + http.StatusText(respErr.HTTPStatusCode())
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -126,6 +126,9 @@ func TestClassifyS3Responses(t *testing.T) {
 	if got := classify(context.Background(), err); got != classRetryable {
 		t.Errorf("connection refused: got %v", got)
 	}
+	if got := errorCode(err); got != "NetworkError" {
+		t.Errorf("connection refused: errorCode = %q, want NetworkError", got)
+	}
 
 	// The attempt's own timeout, through the real SDK against a hung server.
 	hung := make(chan struct{})
@@ -144,6 +147,9 @@ func TestClassifyS3Responses(t *testing.T) {
 	cancel()
 	if got := classify(parent, err); got != classRetryable {
 		t.Errorf("attempt timeout %v: got %v", err, got)
+	}
+	if got := errorCode(err); got != "AttemptTimeout" {
+		t.Errorf("attempt timeout: errorCode = %q, want AttemptTimeout", got)
 	}
 	cancelParent()
 	if got := classify(parent, err); got != classAborted {

@@ -65,6 +65,9 @@ type Config struct {
 	// whose segments tell the Spool when they are removed, so it can
 	// remove a container's folder once its last segment is uploaded.
 	Scan func() ([]segment.Sealed, error)
+	// Observer, when set, is told the outcome of every upload attempt (see
+	// Observer). Default: none.
+	Observer Observer
 
 	// Test hooks; nil selects the real implementation.
 	newClient func(ctx context.Context, d segment.Destination) (objectPutter, error)
@@ -131,6 +134,7 @@ type item struct {
 	probe     bool // picked as the probe of a failing destination
 	md5       string
 	size      int64
+	failed    int // failed attempts so far: the next one is a retry
 	// md5FromFile: md5 was computed from the file, not taken from the
 	// sidecar (so a BadDigest is the network's fault).
 	md5FromFile bool
@@ -144,6 +148,7 @@ type item struct {
 // destState is the circuit state of one destination.
 type destState struct {
 	failures  int       // consecutive failed attempts; 0 = healthy
+	since     time.Time // when the first of them ended
 	notBefore time.Time // no attempt before this while failing
 	probing   bool      // the one attempt allowed while failing is in flight
 }
@@ -570,6 +575,11 @@ func (u *Uploader) process(it *item) {
 	m := it.seg.Meta
 	bucket, key := m.Destination.Bucket, m.Key
 
+	if !errors.Is(err, errGone) && u.cfg.Observer != nil {
+		res, code := u.outcome(err)
+		u.cfg.Observer.ObserveUpload(Attempt{Bucket: bucket, Result: res, Code: code,
+			Bytes: it.size, Duration: elapsed, Retry: it.failed > 0})
+	}
 	if err == nil {
 		u.log.Debug("uploader: uploaded", "bucket", bucket, "key", key, "bytes", it.size, "duration", elapsed)
 		if rerr := it.seg.Remove(); rerr != nil {
@@ -593,6 +603,7 @@ func (u *Uploader) process(it *item) {
 	defer u.mu.Unlock()
 	defer u.broadcastLocked()
 	it.inflight = false
+	it.failed++
 	ds := u.dests[keyOf(m.Destination)]
 	if it.probe && ds != nil {
 		ds.probing = false
@@ -634,6 +645,9 @@ func (u *Uploader) process(it *item) {
 	if class == classRetryable {
 		delay = backoff(u.cfg.BackoffBase, u.cfg.BackoffCap, ds.failures, u.randN)
 	}
+	if ds.failures == 0 {
+		ds.since = u.clock.Now()
+	}
 	ds.failures++
 	ds.notBefore = u.clock.Now().Add(delay)
 	attrs = append(attrs, "endpoint", m.Destination.Endpoint, "failures", ds.failures, "retry_in", delay, "err", err)
@@ -645,7 +659,8 @@ func (u *Uploader) process(it *item) {
 	u.pushLocked(it, true)
 }
 
-// attempt makes one PutObject attempt for it.
+// attempt makes one upload attempt for it: a PutObject, or the missing
+// parts of a multipart upload (see uploadParts).
 func (u *Uploader) attempt(it *item) error {
 	client, err := u.client(it.seg.Meta.Destination)
 	if err != nil {

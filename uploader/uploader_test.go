@@ -463,10 +463,25 @@ func TestLocalReadError(t *testing.T) {
 	}
 	logs := &logRecorder{}
 	p := &fakePutter{}
-	u := startUploader(t, Config{Root: root, Workers: 1, Logger: slog.New(logs), BackoffBase: 10 * time.Millisecond, BackoffCap: 20 * time.Millisecond}, p)
+	obs := &attempts{}
+	u := startUploader(t, Config{Root: root, Workers: 1, Logger: slog.New(logs), BackoffBase: 10 * time.Millisecond, BackoffCap: 20 * time.Millisecond, Observer: obs}, p)
 	u.Enqueue(bad, false) // the scan lists files only
 	waitFor(t, 5*time.Second, "good segment", func() bool { return !exists(t, good.Path()) })
 	waitFor(t, 5*time.Second, "retries", func() bool { return len(logs.find(slog.LevelError, "uploader: cannot read segment, kept")) >= 3 })
+	// The Observer hears of each failed read, as a local error that is
+	// not the destination's: it stays healthy.
+	var local int
+	for _, a := range obs.list() {
+		if a.Result == ResultLocal {
+			if a.Code != "LocalError" || a.Retry != (local > 0) || a.Bucket != destA.Bucket {
+				t.Errorf("local error reported as %+v", a)
+			}
+			local++
+		}
+	}
+	if local < 3 || len(u.Stats().Failing) != 0 {
+		t.Errorf("%d local errors observed, failing destinations %+v", local, u.Stats().Failing)
+	}
 	if !exists(t, bad.Path()) || !exists(t, bad.MetaPath()) || u.Pending() != 1 {
 		t.Error("unreadable segment not kept")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -35,6 +36,14 @@ type config struct {
 	// readLogs (READ_LOGS) makes the plugin serve docker logs from S3 and
 	// the spool; off by default.
 	readLogs bool
+	// metricsAddr (METRICS_ADDR) is the TCP address, host:port, of
+	// /metrics and /healthz; empty, the default, serves neither. The
+	// plugin uses the host's network, so the address decides who can
+	// reach them.
+	metricsAddr string
+	// pprof (PPROF) also serves net/http/pprof on metricsAddr; off by
+	// default, and only with metricsAddr.
+	pprof bool
 }
 
 // loadConfig reads the plugin settings; getenv is os.Getenv in production and
@@ -97,6 +106,23 @@ func loadConfig(getenv func(string) string, fsSize func(string) (int64, error)) 
 			return c, fmt.Errorf("READ_LOGS=%q: want true or false", v)
 		}
 		c.readLogs = b
+	}
+	if v := get("METRICS_ADDR", ""); v != "" {
+		host, port, err := net.SplitHostPort(v)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(host, "/ ") {
+			return c, fmt.Errorf("METRICS_ADDR=%q: want host:port such as 127.0.0.1:9465 (loopback only), or empty for no metrics", v)
+		}
+		c.metricsAddr = v
+	}
+	if v := get("PPROF", "false"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("PPROF=%q: want true or false", v)
+		}
+		if b && c.metricsAddr == "" {
+			return c, fmt.Errorf("PPROF=true needs METRICS_ADDR: profiles are served on the metrics address")
+		}
+		c.pprof = b
 	}
 	return c, nil
 }

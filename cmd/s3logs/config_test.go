@@ -112,3 +112,36 @@ func TestLoadConfigAllowedEndpoints(t *testing.T) {
 		t.Error("none does not mean AWS only")
 	}
 }
+
+func TestLoadConfigMetrics(t *testing.T) {
+	fs := func(string) (int64, error) { return 100 << 30, nil }
+	cases := []struct {
+		env   map[string]string
+		addr  string
+		pprof bool
+		err   string
+	}{
+		{env: nil},
+		{env: map[string]string{"METRICS_ADDR": "127.0.0.1:9465"}, addr: "127.0.0.1:9465"},
+		{env: map[string]string{"METRICS_ADDR": "[::1]:9465", "PPROF": "true"}, addr: "[::1]:9465", pprof: true},
+		{env: map[string]string{"METRICS_ADDR": ":9465", "PPROF": "false"}, addr: ":9465"},
+		{env: map[string]string{"METRICS_ADDR": "127.0.0.1"}, err: "METRICS_ADDR"},
+		{env: map[string]string{"METRICS_ADDR": "127.0.0.1:0"}, err: "METRICS_ADDR"},
+		{env: map[string]string{"METRICS_ADDR": "127.0.0.1:http"}, err: "METRICS_ADDR"},
+		{env: map[string]string{"METRICS_ADDR": "127.0.0.1:70000"}, err: "METRICS_ADDR"},
+		{env: map[string]string{"METRICS_ADDR": "127.0.0.1:9465", "PPROF": "yes"}, err: "PPROF"},
+		{env: map[string]string{"PPROF": "true"}, err: "PPROF=true needs METRICS_ADDR"},
+	}
+	for _, c := range cases {
+		cfg, err := loadConfig(func(k string) string { return c.env[k] }, fs)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%v: err = %v, want one naming %s", c.env, err, c.err)
+			}
+			continue
+		}
+		if err != nil || cfg.metricsAddr != c.addr || cfg.pprof != c.pprof {
+			t.Errorf("%v: addr %q pprof %v err %v, want %q %v", c.env, cfg.metricsAddr, cfg.pprof, err, c.addr, c.pprof)
+		}
+	}
+}

@@ -22,6 +22,8 @@
 //	LOG_LEVEL           debug, info, warn or error (default info)
 //	ALLOWED_ENDPOINTS   endpoints log-opts may name (default: any; see README)
 //	READ_LOGS           true: serve docker logs from S3 and the spool (default false)
+//	METRICS_ADDR        host:port of /metrics and /healthz (default empty: none)
+//	PPROF               true: also serve net/http/pprof there (default false)
 //	AWS_*               credentials and region for the AWS SDK's default chain
 package main
 
@@ -38,7 +40,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/s3logs/s3logs/driver"
+	"github.com/s3logs/s3logs/metrics"
 	"github.com/s3logs/s3logs/readlogs"
 	"github.com/s3logs/s3logs/segment"
 	"github.com/s3logs/s3logs/uploader"
@@ -84,6 +89,18 @@ func run() error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.level}))
 
+	// Metrics only when asked for: one registry, no global.
+	var reg *prometheus.Registry
+	var uploads uploader.Observer
+	if cfg.metricsAddr != "" {
+		reg = prometheus.NewRegistry()
+		u, err := metrics.NewUploads(reg)
+		if err != nil {
+			return err
+		}
+		uploads = u
+	}
+
 	// The uploader exists before the spool so that segments the spool's
 	// janitor repairs can be handed to it; it starts after re-attach.
 	var spool *segment.Spool // opened below, before the uploader starts
@@ -92,6 +109,7 @@ func run() error {
 		Logger:     log,
 		BackoffCap: cfg.backoffMax,
 		Scan:       func() ([]segment.Sealed, error) { return spool.ScanSealed() },
+		Observer:   uploads,
 	})
 	if err != nil {
 		return err
@@ -167,6 +185,12 @@ func run() error {
 	srv := &http.Server{Handler: driver.Handler(drv, log), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if reg != nil {
+		// Closed last (deferred): scrapes see the shutdown too.
+		if msrv := serveMetrics(log, cfg, reg, spool, drv, up); msrv != nil {
+			defer msrv.Close()
+		}
+	}
 
 	// Start-up work runs while the API already answers; its goroutine ends
 	// by itself, and shutdown waits for it briefly.
@@ -228,7 +252,7 @@ func startup(ctx context.Context, log *slog.Logger, cfg config, spool *segment.S
 	}
 	log.Info("s3logs started", "socket", cfg.socket, "spool", cfg.spoolDir,
 		"spool_limit", cfg.spoolLimit, "spool_policy", cfg.policy, "upload_backoff_max", cfg.backoffMax,
-		"allowed_endpoints", cfg.allowedEndpoints.String(),
+		"allowed_endpoints", cfg.allowedEndpoints.String(), "metrics_addr", cfg.metricsAddr,
 		"startup", time.Since(begin).Round(time.Millisecond))
 	recovered := 0
 	for _, p := range rest {

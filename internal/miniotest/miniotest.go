@@ -9,6 +9,7 @@ package miniotest
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -142,6 +143,11 @@ type Server struct {
 	// DataDir is the server's data folder; it survives Stop and Restart and
 	// is removed when the test ends.
 	DataDir string
+	// KMSKey is the name of the server's KMS key (Options.KMSKey), "" when
+	// it has none.
+	KMSKey string
+
+	kmsSecret string // MINIO_KMS_SECRET_KEY, kept for Restart
 
 	bin         string
 	addr        string
@@ -158,6 +164,25 @@ type Server struct {
 // its process group killed by tb.Cleanup.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return StartOptions(tb, Options{})
+}
+
+// Options change the server Start starts. The zero value is Start's.
+type Options struct {
+	// KMSKey, when set, gives the server a built-in KMS key of that name
+	// (MINIO_KMS_SECRET_KEY with 32 random bytes), so that it takes
+	// PutObject with server-side encryption: ServerSideEncryption AES256,
+	// or aws:kms with SSEKMSKeyId KMSKey. Letters, digits, '-' and '_'.
+	KMSKey string
+	// AccessKey and SecretKey, when both set, are the root credentials
+	// instead of random ones: a client configured for another Server
+	// then works with this one too.
+	AccessKey, SecretKey string
+}
+
+// StartOptions is Start with opts.
+func StartOptions(tb testing.TB, opts Options) *Server {
+	tb.Helper()
 	bin := Binary(tb)
 	s := &Server{
 		AccessKey: "mt" + randHex(tb, 8),
@@ -165,6 +190,17 @@ func Start(tb testing.TB) *Server {
 		Region:    "us-east-1",
 		DataDir:   tb.TempDir(),
 		bin:       bin,
+	}
+	if opts.AccessKey != "" && opts.SecretKey != "" {
+		s.AccessKey, s.SecretKey = opts.AccessKey, opts.SecretKey
+	}
+	if opts.KMSKey != "" {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			tb.Fatalf("miniotest: %v", err)
+		}
+		s.KMSKey = opts.KMSKey
+		s.kmsSecret = opts.KMSKey + ":" + base64.StdEncoding.EncodeToString(key)
 	}
 	aux := tb.TempDir()
 	s.certsDir = filepath.Join(aux, "certs")
@@ -270,6 +306,9 @@ func (s *Server) launch() error {
 		"MINIO_UPDATE=off",
 		"MINIO_BROWSER=off",
 	)
+	if s.kmsSecret != "" {
+		cmd.Env = append(cmd.Env, "MINIO_KMS_SECRET_KEY="+s.kmsSecret)
+	}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
