@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/klauspost/compress/zstd"
 
@@ -317,6 +318,15 @@ func TestS3Errors(t *testing.T) {
 	_, err = r.Find(context.Background(), []string{"x"}, Window{})
 	if !errors.Is(err, ErrNoBucket) {
 		t.Errorf("missing bucket: %v", err)
+	}
+	bad := s3.New(s3.Options{Region: w.srv.Region, BaseEndpoint: aws.String(w.srv.Endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("nobody", "wrong-secret", "")})
+	r, err = New(Config{Store: bad, Bucket: "logs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = r.Find(context.Background(), []string{"x"}, Window{}); !errors.Is(err, ErrAccess) {
+		t.Errorf("bad credentials: %v", err)
 	}
 }
 
