@@ -260,7 +260,7 @@ func (rp *repairer) rewrite(src, dst string, m *Meta) (rewriteResult, error) {
 		return res, fmt.Errorf("segment: recover: %w", err)
 	}
 	defer out.Close()
-	cw := newCountingWriter(out, nil)
+	cw := newCountingWriter(out, nil, true)
 	enc, err := newEncoder(zstd.SpeedDefault, cw)
 	if err != nil {
 		return res, err

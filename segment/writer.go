@@ -79,6 +79,12 @@ type openSegment struct {
 // extra read of the file.
 const PartSize = 16 << 20
 
+// PartSumsAbove: a Writer whose MaxSize is larger than this hashes each
+// PartSize part as well as the whole file. Smaller segments, the default
+// 64 MiB among them, can never reach the uploader's multipart threshold
+// (128 MiB), so their bytes are hashed once.
+const PartSumsAbove = 64 << 20
+
 // countingWriter counts the bytes written to the segment file, reports
 // them to the janitor (jan may be nil) and hashes them: the MD5 of the
 // whole file and of each PartSize part (for the upload's Content-MD5, so
@@ -96,8 +102,12 @@ type countingWriter struct {
 	parts []string
 }
 
-func newCountingWriter(f *os.File, jan *janitor) *countingWriter {
-	return &countingWriter{f: f, jan: jan, md5: md5.New(), part: md5.New()}
+func newCountingWriter(f *os.File, jan *janitor, partSums bool) *countingWriter {
+	c := &countingWriter{f: f, jan: jan, md5: md5.New()}
+	if partSums {
+		c.part = md5.New()
+	}
+	return c
 }
 
 // size returns the bytes written so far.
@@ -107,6 +117,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.f.Write(p)
 	if c.md5 != nil {
 		c.md5.Write(p[:n])
+	}
+	if c.part != nil {
 		pos := c.n.Load()
 		done := p[:n]
 		for len(done) > 0 {
@@ -136,7 +148,7 @@ func (c *countingWriter) seal(m *Meta) {
 	}
 	m.ContentMD5 = base64.StdEncoding.EncodeToString(c.md5.Sum(nil))
 	m.PartSize, m.PartMD5s = 0, nil
-	if n := c.n.Load(); n > PartSize {
+	if n := c.n.Load(); c.part != nil && n > PartSize {
 		parts := c.parts
 		if n%PartSize != 0 {
 			parts = append(parts, base64.StdEncoding.EncodeToString(c.part.Sum(nil)))
@@ -421,7 +433,7 @@ func (w *Writer) openLocked(first, now time.Time) error {
 		f.Close()
 		return err
 	}
-	w.cur = &openSegment{f: f, cw: newCountingWriter(f, &w.s.jan), meta: m, name: name, opened: now}
+	w.cur = &openSegment{f: f, cw: newCountingWriter(f, &w.s.jan, w.opts.MaxSize > PartSumsAbove), meta: m, name: name, opened: now}
 	return nil
 }
 
