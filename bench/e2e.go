@@ -70,7 +70,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 	}()
 	var opts []string
 	if cfg.S3 {
-		opts = append(opts, "endpoint="+h.minio.Endpoint, "bucket="+h.bucket)
+		opts = append(opts, "endpoint="+h.minio.Endpoint, "bucket="+h.store.bucket)
 	}
 	if cache == cacheOff {
 		opts = append(opts, "cache-disabled=true")
@@ -127,7 +127,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 	if cfg.S3 {
 		var mu sync.Mutex
 		err := parallel(len(names), 4, func(i int) error {
-			st, err := h.minio.waitRecords(h.bucket, names[i]+"/", int64(wl.Lines), 3*time.Minute)
+			st, err := h.store.waitRecords(names[i]+"/", int64(wl.Lines), 3*time.Minute)
 			if err != nil {
 				return err
 			}
@@ -175,7 +175,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 	}
 	r.DockerdCPU = d1 - d0
 	if len(r.S3.Keys) > 0 {
-		if err := h.minio.deleteKeys(h.bucket, r.S3.Keys); err != nil {
+		if err := h.store.deleteKeys(r.S3.Keys); err != nil {
 			h.logf("warning: deleting objects: %v", err)
 		}
 		r.S3.Keys = nil

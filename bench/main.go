@@ -16,14 +16,15 @@ import (
 	"time"
 
 	"github.com/s3logs/s3logs/bench/workload"
+	"github.com/s3logs/s3logs/internal/miniotest"
 )
 
 // harness is the state of one benchmark session.
 type harness struct {
 	runID  string
 	image  string
-	bucket string
-	minio  *minio
+	minio  *miniotest.Server
+	store  store // the bucket on minio
 	s3logs driverConfig
 	null   driverConfig
 	seq    atomic.Int64
@@ -81,7 +82,6 @@ func run() error {
 	h := &harness{
 		runID:  strconv.FormatInt(time.Now().Unix()%1e6, 36),
 		image:  *image,
-		bucket: "s3logs-bench",
 		s3logs: driverConfig{Name: "s3logs", Driver: *plugin, Proc: "s3logs", S3: true},
 		null:   driverConfig{Name: "null plugin", Driver: *nullPlugin, Proc: "nullplugin"},
 		start:  time.Now(),
@@ -147,12 +147,13 @@ func run() error {
 	}
 
 	h.logf("starting MinIO (%s)", *minioBin)
-	h.minio, err = startMinIO(*minioBin)
+	h.minio, err = miniotest.Launch(*minioBin)
 	if err != nil {
 		return err
 	}
-	defer h.minio.stop()
-	if err := h.minio.createBucket(h.bucket); err != nil {
+	defer h.minio.Close()
+	h.store = store{client: h.minio.NewClient(nil), bucket: "s3logs-bench"}
+	if err := h.store.createBucket(); err != nil {
 		return err
 	}
 
@@ -266,7 +267,7 @@ func (h *harness) configureS3logs(plugin string) (func(), error) {
 		<-sigc
 		h.logf("interrupted: cleaning up")
 		cleanup()
-		h.minio.stop()
+		h.minio.Close()
 		os.Exit(130)
 	}()
 	h.logf("configuring %s: MinIO credentials, spool %s", plugin, spool)

@@ -68,7 +68,7 @@ func (h *harness) scale(idle, busy, shortLived, burstLines int, settle time.Dura
 	if res.Base, err = sample(pid); err != nil {
 		return nil, err
 	}
-	logOpts := []string{"--log-opt", "endpoint=" + h.minio.Endpoint, "--log-opt", "bucket=" + h.bucket}
+	logOpts := []string{"--log-opt", "endpoint=" + h.minio.Endpoint, "--log-opt", "bucket=" + h.store.bucket}
 	names := make([]string, idle)
 	for i := range names {
 		names[i] = fmt.Sprintf("bench-%s-idle-%d", h.runID, i)
@@ -214,7 +214,7 @@ func (h *harness) objects(d time.Duration, segSize string, segBytes int64) (*obj
 	h.logf("objects: one container, 1000 JSON lines/s (~1 MB/s) for %v, segment-size=%s", d, segSize)
 	t0 := time.Now()
 	if _, err := docker("run", "-d", "--name", name, "--label", labelKey+"="+h.runID, "--network", "none",
-		"--log-driver", h.s3logs.Driver, "--log-opt", "endpoint="+h.minio.Endpoint, "--log-opt", "bucket="+h.bucket,
+		"--log-driver", h.s3logs.Driver, "--log-opt", "endpoint="+h.minio.Endpoint, "--log-opt", "bucket="+h.store.bucket,
 		"--log-opt", "segment-size="+segSize, "--log-opt", "cache-disabled=true",
 		h.image, "-kind", "json", "-lines", strconv.Itoa(lines), "-rate", "1000"); err != nil {
 		return nil, err
@@ -223,7 +223,7 @@ func (h *harness) objects(d time.Duration, segSize string, segBytes int64) (*obj
 		return nil, fmt.Errorf("objects container: exit %q, %v", code, err)
 	}
 	el := time.Since(t0).Seconds()
-	st, err := h.minio.waitRecords(h.bucket, name+"/", int64(lines), 2*time.Minute)
+	st, err := h.store.waitRecords(name+"/", int64(lines), 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}

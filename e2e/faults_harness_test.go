@@ -198,8 +198,7 @@ func (f *faults) restore(t *testing.T) {
 		}
 	}
 	if f.minioDown {
-		f.minio.Restart(t)
-		f.minioDown = false
+		f.startMinIO(t)
 	}
 	if _, _, err := run(context.Background(), nil, "docker", "plugin", "inspect", f.plugin); err != nil {
 		t.Logf("restore: plugin missing; reinstalling it")
@@ -214,13 +213,15 @@ func (f *faults) restore(t *testing.T) {
 func (f *faults) stopMinIO(t testing.TB) {
 	t.Helper()
 	f.minioDown = true
-	f.minio.Stop(t)
+	f.minio.Stop()
 }
 
 // startMinIO restarts MinIO on the same address with the same data.
 func (f *faults) startMinIO(t testing.TB) {
 	t.Helper()
-	f.minio.Restart(t)
+	if err := f.minio.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	f.minioDown = false
 }
 
