@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/s3logs/s3logs/bench/workload"
+	"github.com/s3logs/s3logs/internal/loggen"
 )
 
 // driverConfig is one logging configuration under test.
@@ -18,12 +18,29 @@ type driverConfig struct {
 	S3     bool   // s3logs: needs endpoint and bucket, check S3
 }
 
-// benchWorkload is one container workload.
+// genBuffer is the generator's write size at full speed, as a C program's
+// stdio would write to a pipe.
+const genBuffer = 32 << 10
+
+// benchWorkload is one container workload, written at full speed.
 type benchWorkload struct {
 	Name       string
-	Kind       workload.Kind
-	Lines      int // per container
+	Kind       loggen.Mode // loggen.ModeSeq ("short" in the report) or loggen.ModeJSON
+	Lines      int         // per container
 	Containers int
+}
+
+// args returns the generator's arguments for one container.
+func (w benchWorkload) args() []string {
+	return loggen.Spec{Mode: w.Kind, Lines: w.Lines, Buffer: genBuffer}.Args()
+}
+
+// kindLabel names a workload's line shape in the report.
+func kindLabel(m loggen.Mode) string {
+	if m == loggen.ModeSeq {
+		return "short"
+	}
+	return string(m)
 }
 
 // cacheMode is Docker's dual-logging cache setting of a run.
@@ -105,7 +122,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 		for _, o := range opts {
 			args = append(args, "--log-opt", o)
 		}
-		args = append(args, h.image, "-kind", string(wl.Kind), "-lines", strconv.Itoa(wl.Lines))
+		args = append(append(args, h.image), wl.args()...)
 		_, err := docker(args...)
 		return err
 	})

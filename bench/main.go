@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/s3logs/s3logs/bench/workload"
+	"github.com/s3logs/s3logs/internal/loggen"
 	"github.com/s3logs/s3logs/internal/miniotest"
 )
 
@@ -100,9 +100,9 @@ func run() error {
 		cfgs = append(cfgs, cfg)
 	}
 	allWl := map[string]benchWorkload{
-		"short": {Name: "short", Kind: workload.Short, Lines: 2_000_000 / div, Containers: 1},
-		"json":  {Name: "json", Kind: workload.JSON, Lines: 200_000 / div, Containers: 1},
-		"multi": {Name: "20x short", Kind: workload.Short, Lines: 100_000 / div, Containers: 20},
+		"short": {Name: "short", Kind: loggen.ModeSeq, Lines: 2_000_000 / div, Containers: 1},
+		"json":  {Name: "json", Kind: loggen.ModeJSON, Lines: 200_000 / div, Containers: 1},
+		"multi": {Name: "20x short", Kind: loggen.ModeSeq, Lines: 100_000 / div, Containers: 20},
 	}
 	var workloads []benchWorkload
 	for _, w := range splitList(*wls) {
@@ -178,7 +178,7 @@ func run() error {
 	if want["e2e"] {
 		h.logf("warm-up: one small run per configuration")
 		for _, cfg := range append(cfgs, h.null) {
-			if _, err := h.runOne(cfg, benchWorkload{Name: "warm-up", Kind: workload.Short, Lines: 10000, Containers: 1}, cacheOff); err != nil {
+			if _, err := h.runOne(cfg, benchWorkload{Name: "warm-up", Kind: loggen.ModeSeq, Lines: 10000, Containers: 1}, cacheOff); err != nil {
 				return fmt.Errorf("warm-up %s: %w", cfg.Name, err)
 			}
 		}

@@ -3,12 +3,13 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"github.com/s3logs/s3logs/bench/workload"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/s3logs/s3logs/internal/loggen"
 )
 
 // Budgets of issue 5.
@@ -158,7 +159,7 @@ func (r *report) evaluate() {
 	var cpuPerM float64
 	var cpuSeen bool
 	for _, g := range r.Groups {
-		if !g.Config.S3 || g.Workload.Kind != workload.Short || g.Workload.Containers != 1 {
+		if !g.Config.S3 || g.Workload.Kind != loggen.ModeSeq || g.Workload.Containers != 1 {
 			continue
 		}
 		s := g.stats()
@@ -268,11 +269,9 @@ func (r *report) markdown() string {
 		for _, g := range r.Groups {
 			s := g.stats()
 			lines := g.Workload.Lines * g.Workload.Containers
-			wl := fmt.Sprintf("%s × %s %s", fmtCount(g.Workload.Lines), g.Workload.Kind, "lines")
+			wl := fmt.Sprintf("%s %s lines", fmtCount(g.Workload.Lines), kindLabel(g.Workload.Kind))
 			if g.Workload.Containers > 1 {
-				wl = fmt.Sprintf("%d containers × %s %s lines", g.Workload.Containers, fmtCount(g.Workload.Lines), g.Workload.Kind)
-			} else {
-				wl = fmt.Sprintf("%s %s lines", fmtCount(g.Workload.Lines), g.Workload.Kind)
+				wl = fmt.Sprintf("%d containers × %s", g.Workload.Containers, wl)
 			}
 			cpu, per, rss := "-", "-", "-"
 			if g.Config.Proc != "" {
