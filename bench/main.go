@@ -241,7 +241,7 @@ func (h *harness) configureS3logs(plugin string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	restore := savedSettings(prev, []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"}, "spool")
+	restore := prev.Saved("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "spool.source")
 	spool, err := os.MkdirTemp("", "s3logs-bench-spool-")
 	if err != nil {
 		return nil, err

@@ -92,23 +92,13 @@ func newFaults(t *testing.T, s *suite) *faults {
 	f.logStart = fi.Size()
 	t.Logf("dockerd pid %d (%s), log %s", d.pid, strings.Join(d.args, " "), logPath)
 
-	declared := map[string]string{}
-	for _, e := range f.inspectFull(t).Config.Env {
-		declared[e.Name] = e.Value
-	}
-	if _, ok := declared["UPLOAD_BACKOFF_MAX"]; !ok {
+	cur := s.inspectPlugin(t)
+	if !cur.Declares("UPLOAD_BACKOFF_MAX") {
 		t.Fatalf("plugin %s has no UPLOAD_BACKOFF_MAX setting: the missing-bucket case would wait the 5 min permanent-error backoff", s.plugin)
 	}
 	f.backoff, _ = time.ParseDuration(faultBackoffMax)
 	f.extra = []string{"LOG_LEVEL=debug", "UPLOAD_BACKOFF_MAX=" + faultBackoffMax}
-	var restore []string
-	cur := f.inspectFull(t)
-	for _, kv := range cur.Settings.Env {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "LOG_LEVEL" || k == "UPLOAD_BACKOFF_MAX" || k == "SPOOL_LIMIT" || k == "SPOOL_POLICY" {
-			restore = append(restore, kv)
-		}
-	}
+	restore := cur.Saved("LOG_LEVEL", "UPLOAD_BACKOFF_MAX", "SPOOL_LIMIT", "SPOOL_POLICY")
 	f.setPlugin(t, f.settings()...)
 	t.Cleanup(func() {
 		f.restore(t)
@@ -134,54 +124,8 @@ func (f *faults) settings() []string {
 	}, f.extra...)
 }
 
-// pluginFull is the part of `docker plugin inspect` TestFaults reads.
-type pluginFull struct {
-	ID      string `json:"Id"`
-	Enabled bool
-	Config  struct {
-		Env []struct{ Name, Value string }
-	}
-	Settings struct {
-		Env    []string
-		Mounts []struct{ Name, Source string }
-	}
-}
-
-func (f *faults) inspectFull(t testing.TB) pluginFull {
-	t.Helper()
-	var all []pluginFull
-	if err := json.Unmarshal(docker(t, "plugin", "inspect", f.plugin), &all); err != nil || len(all) != 1 {
-		t.Fatalf("plugin inspect %s: %d results, %v", f.plugin, len(all), err)
-	}
-	return all[0]
-}
-
 // pluginID returns the installed plugin's id.
-func (f *faults) pluginID(t testing.TB) string { return f.inspectFull(t).ID }
-
-// configured reports whether the plugin is enabled with exactly want.
-func (f *faults) configured(p pluginFull, want []string) bool {
-	if !p.Enabled {
-		return false
-	}
-	for _, kv := range want {
-		k, v, _ := strings.Cut(kv, "=")
-		if k == "spool.source" {
-			ok := false
-			for _, m := range p.Settings.Mounts {
-				ok = ok || m.Name == "spool" && m.Source == v
-			}
-			if !ok {
-				return false
-			}
-			continue
-		}
-		if !slices.Contains(p.Settings.Env, kv) {
-			return false
-		}
-	}
-	return true
-}
+func (f *faults) pluginID(t testing.TB) string { return f.inspectPlugin(t).ID }
 
 // restore brings the engine back to the state every case starts from:
 // dockerd running, MinIO running, the plugin installed, enabled and
@@ -204,7 +148,7 @@ func (f *faults) restore(t *testing.T) {
 		t.Logf("restore: plugin missing; reinstalling it")
 		f.makePlugin(t)
 	}
-	if p := f.inspectFull(t); !f.configured(p, f.settings()) {
+	if !f.inspectPlugin(t).Has(f.settings()) {
 		f.setPlugin(t, f.settings()...)
 	}
 }

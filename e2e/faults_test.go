@@ -201,8 +201,8 @@ func TestFaults(t *testing.T) {
 		stopTook := f.stopDaemon(t)
 		startTook := f.startDaemon(t)
 		back := time.Now()
-		p := f.inspectFull(t)
-		if !f.configured(p, f.settings()) {
+		p := f.inspectPlugin(t)
+		if !p.Has(f.settings()) {
 			t.Fatalf("after the daemon restart the plugin is not enabled with the suite's settings: enabled=%v env=%q mounts=%v",
 				p.Enabled, p.Settings.Env, p.Settings.Mounts)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/s3logs/s3logs/internal/dockerplugin"
 	"github.com/s3logs/s3logs/internal/loggen"
 	"github.com/s3logs/s3logs/internal/miniotest"
 )
@@ -192,43 +193,22 @@ func (s *suite) buildImage(t *testing.T) {
 	docker(t, "image", "prune", "-f", "--filter", "label=s3logs.build")
 }
 
-// pluginSettings is the part of `docker plugin inspect` the suite changes.
-type pluginSettings struct {
-	Enabled  bool
-	Settings struct {
-		Env    []string
-		Mounts []struct {
-			Name   string
-			Source string
-		}
-	}
-}
-
 // configurePlugin sets the MinIO credentials and the temporary spool on the
 // plugin and restores the earlier settings when t ends.
 func (s *suite) configurePlugin(t *testing.T) {
 	prev := s.inspectPlugin(t)
-	changed := map[string]bool{"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true, "AWS_REGION": true}
-	var restore []string
-	for _, kv := range prev.Settings.Env {
-		if k, _, ok := strings.Cut(kv, "="); ok && changed[k] {
-			restore = append(restore, kv)
-		}
-	}
-	for _, m := range prev.Settings.Mounts {
-		if m.Name != "spool" {
-			continue
-		}
-		src := m.Source
-		if _, err := os.Stat(src); err != nil {
-			// Left by an interrupted run (a removed temporary folder):
-			// restore the default instead, or enable would fail.
-			src = defaultSpool
-			if err := os.MkdirAll(src, 0o700); err != nil {
-				t.Fatal(err)
+	restore := prev.Saved("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "spool.source")
+	for i, kv := range restore {
+		if src, ok := strings.CutPrefix(kv, "spool.source="); ok {
+			if _, err := os.Stat(src); err != nil {
+				// Left by an interrupted run (a removed temporary folder):
+				// restore the default instead, or enable would fail.
+				if err := os.MkdirAll(defaultSpool, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				restore[i] = "spool.source=" + defaultSpool
 			}
 		}
-		restore = append(restore, "spool.source="+src)
 	}
 	s.setPlugin(t,
 		"AWS_ACCESS_KEY_ID="+s.minio.AccessKey,
@@ -248,24 +228,26 @@ func (s *suite) configurePlugin(t *testing.T) {
 	})
 }
 
-// inspectPlugin returns the plugin's current settings.
-func (s *suite) inspectPlugin(t *testing.T) pluginSettings {
+// inspectPlugin returns the plugin's current state.
+func (s *suite) inspectPlugin(t testing.TB) dockerplugin.Plugin {
 	t.Helper()
-	var all []pluginSettings
-	if err := json.Unmarshal(docker(t, "plugin", "inspect", s.plugin), &all); err != nil || len(all) != 1 {
-		t.Fatalf("plugin inspect %s: %d results, %v", s.plugin, len(all), err)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	p, err := dockerplugin.Inspect(ctx, s.plugin)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return all[0]
+	return p
 }
 
 // setPlugin disables the plugin, applies the settings and enables it.
-func (s *suite) setPlugin(t *testing.T, settings ...string) {
+func (s *suite) setPlugin(t testing.TB, settings ...string) {
 	t.Helper()
-	if s.inspectPlugin(t).Enabled {
-		docker(t, "plugin", "disable", "--force", s.plugin)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*cmdTimeout)
+	defer cancel()
+	if err := dockerplugin.Set(ctx, s.plugin, settings...); err != nil {
+		t.Fatal(err)
 	}
-	docker(t, append([]string{"plugin", "set", s.plugin}, settings...)...)
-	docker(t, "plugin", "enable", s.plugin)
 }
 
 // bucketName makes a valid, run-unique bucket name from a test tag.
