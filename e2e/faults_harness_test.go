@@ -24,15 +24,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/s3logs/s3logs/internal/loggen"
 )
 
-// The fault-injection harness. It owns the machine-level state TestFaults
-// disturbs (MinIO up or down, the plugin process, the plugin's settings,
-// dockerd itself) and puts it back after every case, so a failing case does
-// not poison the next one.
+// The fault-injection harness. It owns the machine-level state the fault
+// tests disturb (MinIO up or down, the plugin process, the plugin's
+// settings, dockerd itself) and puts it back after every test, so a failing
+// test does not poison the next one. newFaultCase sets up one fault test.
 
 const (
-	// faultBackoffMax is the plugin's UPLOAD_BACKOFF_MAX during TestFaults:
+	// faultBackoffMax is the plugin's UPLOAD_BACKOFF_MAX during fault tests:
 	// permanent upload errors (missing bucket) are retried this often, so
 	// fixing the bucket shows within seconds instead of the default 5 min.
 	faultBackoffMax = "3s"
@@ -44,16 +46,35 @@ const (
 )
 
 // faults extends the suite with fault injection. Not safe for concurrent
-// use: TestFaults runs its cases one after the other.
+// use: the fault tests run one after the other.
 type faults struct {
 	*suite
 	daemon    daemonProc // dockerd as found at set-up
 	logPath   string     // dockerd's log file (its stdout and stderr)
-	logStart  int64      // size of that log when TestFaults began
-	minioDown bool       // MinIO stopped by a case
+	logStart  int64      // size of that log when the test began
+	minioDown bool       // MinIO stopped by the test
 	backoff   time.Duration
-	// extra are settings TestFaults adds to the suite's (configurePlugin).
+	// extra are settings the fault tests add to the suite's (configurePlugin).
 	extra []string
+	// secrets are the values that must appear nowhere the plugin writes,
+	// by description (checkNoSecrets).
+	secrets map[string]string
+}
+
+// newFaultCase sets up one fault test: a suite (MinIO, the generator image,
+// the plugin pointed at both) and the fault harness. When t ends, after its
+// containers are removed, it restores the engine (restore) and then checks
+// that the spool drained and that no secret leaked (checkNoSecrets).
+func newFaultCase(t *testing.T) (*suite, *faults) {
+	t.Helper()
+	s := newSuite(t)
+	f := newFaults(t, s)
+	t.Cleanup(func() {
+		s.checkSpoolDrained(t)
+		f.checkNoSecrets(t)
+	})
+	t.Cleanup(func() { f.restore(t) })
+	return s, f
 }
 
 // daemonProc is what restarting dockerd the way it was started needs.
@@ -65,13 +86,13 @@ type daemonProc struct {
 	dir  string
 }
 
-// newFaults finds dockerd and its log and applies the TestFaults plugin
+// newFaults finds dockerd and its log and applies the fault tests' plugin
 // settings (LOG_LEVEL=debug so the secret check sees every message the
 // plugin can print, and a short UPLOAD_BACKOFF_MAX), restoring the earlier
 // values when t ends.
 func newFaults(t *testing.T, s *suite) *faults {
 	t.Helper()
-	f := &faults{suite: s}
+	f := &faults{suite: s, secrets: map[string]string{"AWS secret access key": s.minio.SecretKey}}
 	d, err := findDaemon()
 	if err != nil {
 		unavailable(t, "cannot find the dockerd process serving the docker CLI: %v", err)
@@ -109,7 +130,7 @@ func newFaults(t *testing.T, s *suite) *faults {
 	return f
 }
 
-// settings are the plugin settings every TestFaults case starts from: the
+// settings are the plugin settings every fault test starts from: the
 // suite's own (configurePlugin) plus f.extra, with the spool limit and policy
 // at their defaults.
 func (f *faults) settings() []string {
@@ -127,10 +148,10 @@ func (f *faults) settings() []string {
 // pluginID returns the installed plugin's id.
 func (f *faults) pluginID(t testing.TB) string { return f.inspectPlugin(t).ID }
 
-// restore brings the engine back to the state every case starts from:
-// dockerd running, MinIO running, the plugin installed, enabled and
-// configured with f.settings(). It is each case's first-registered cleanup,
-// so it runs after the case's containers were removed.
+// restore brings the engine back to the state every fault test starts
+// from: dockerd running, MinIO running, the plugin installed, enabled and
+// configured with f.settings(). Tests run it as a cleanup registered before
+// their containers', so it runs after they were removed.
 func (f *faults) restore(t *testing.T) {
 	t.Helper()
 	if _, _, err := run(context.Background(), nil, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
@@ -152,6 +173,9 @@ func (f *faults) restore(t *testing.T) {
 		f.setPlugin(t, f.settings()...)
 	}
 }
+
+// addSecret adds a value that must appear nowhere the plugin writes.
+func (f *faults) addSecret(what, value string) { f.secrets[what] = value }
 
 // stopMinIO stops MinIO until startMinIO or restore.
 func (f *faults) stopMinIO(t testing.TB) {
@@ -540,12 +564,9 @@ func (f *faults) quarantined(t testing.TB) []string {
 	return q
 }
 
-// fetchAll downloads every object of c in key order and returns the
-// concatenated log of each stream and the record count. Records are parsed
-// with a fast path for the plain lines the generator writes in ModeLines
-// and ModeBulk and with encoding/json otherwise; either way the json-file
-// format is checked.
-func (c *container) fetchAll(t testing.TB) (objs []object, out, errOut []byte, records int) {
+// eachObject downloads every object of c in key order and calls fn with
+// its decompressed records, one object at a time.
+func (c *container) eachObject(t testing.TB, fn func(o object, records []byte)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -567,6 +588,19 @@ func (c *container) fetchAll(t testing.TB) (objs []object, out, errOut []byte, r
 		if err != nil {
 			t.Fatalf("zstd decode %s/%s: %v", c.bucket, o.Key, err)
 		}
+		fn(o, body)
+	}
+}
+
+// fetchAll downloads every object of c in key order and returns the
+// concatenated log of each stream and the record count. Records are parsed
+// with a fast path for the plain lines the generator writes in ModeLines
+// and ModeBulk and with encoding/json otherwise; either way the json-file
+// format is checked.
+func (c *container) fetchAll(t testing.TB) (objs []object, out, errOut []byte, records int) {
+	t.Helper()
+	c.eachObject(t, func(o object, body []byte) {
+		objs = append(objs, o)
 		for line := range bytes.Lines(body) {
 			stream, log, err := parseRecord(line)
 			if err != nil {
@@ -579,7 +613,7 @@ func (c *container) fetchAll(t testing.TB) (objs []object, out, errOut []byte, r
 			}
 			records++
 		}
-	}
+	})
 	return objs, out, errOut, records
 }
 
@@ -676,27 +710,163 @@ func splitLines(b []byte) [][]byte {
 	return out
 }
 
-// findSecrets reports where any of secrets occurs in data (raw) or, if data
-// is zstd, in its decompressed content as far as it decodes.
-func findSecrets(dec *zstd.Decoder, where string, data []byte, secrets map[string]string) []string {
-	var hits []string
-	check := func(b []byte, how string) {
-		for name, s := range secrets {
-			if bytes.Contains(b, []byte(s)) {
-				hits = append(hits, fmt.Sprintf("%s (%s) holds %s", where, how, name))
+// checkNoSecrets fails t for every place where one of f.secrets occurs:
+// the plugin's log since the test began (at LOG_LEVEL=debug), the files in
+// the spool, and every object on the test's MinIO, body (raw and
+// decompressed) and metadata.
+func (f *faults) checkNoSecrets(t *testing.T) {
+	t.Helper()
+	files, hits := f.spoolSecrets(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	buckets, err := f.s3.ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobj := 0
+	for _, b := range buckets.Buckets {
+		objs, err := f.list(ctx, aws.ToString(b.Name), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			resp, err := f.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: b.Name, Key: aws.String(o.Key)})
+			if err != nil {
+				t.Fatal(err)
 			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			where := "s3://" + aws.ToString(b.Name) + "/" + o.Key
+			hits = append(hits, findSecrets(where, body, f.secrets)...)
+			var meta strings.Builder
+			for k, v := range resp.Metadata {
+				fmt.Fprintf(&meta, "%s=%s\n", k, v)
+			}
+			hits = append(hits, findSecrets(where+" metadata", []byte(meta.String()), f.secrets)...)
+			nobj++
 		}
 	}
-	check(data, "raw")
+	logLines := f.pluginLines(t, f.logStart)
+	for i, l := range logLines {
+		hits = append(hits, findSecrets(fmt.Sprintf("plugin log line %d", i), []byte(l), f.secrets)...)
+	}
+	t.Logf("MEASURE secrets: secrets=%d spool_files=%d objects=%d buckets=%d plugin_log_lines=%d found=%d",
+		len(f.secrets), files, nobj, len(buckets.Buckets), len(logLines), len(hits))
+	for _, h := range hits {
+		t.Errorf("secret leaked: %s", h)
+	}
+}
+
+// spoolSecrets reads every file in the spool and returns how many there
+// are and where one of f.secrets occurs.
+func (f *faults) spoolSecrets(t testing.TB) (files int, hits []string) {
+	t.Helper()
+	err := filepath.WalkDir(f.spool, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files++
+		hits = append(hits, findSecrets(p, b, f.secrets)...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files, hits
+}
+
+// findSecrets reports where any of secrets occurs in data (raw) or, if data
+// is zstd, in its decompressed content as far as it decodes (a segment in
+// progress ends mid-frame).
+func findSecrets(where string, data []byte, secrets map[string]string) []string {
+	hits := scanSecrets(where+" (raw)", bytes.NewReader(data), secrets)
 	if len(data) >= 4 && bytes.Equal(data[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
 		r, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1))
 		if err == nil {
-			plain, _ := io.ReadAll(r) // a segment in progress ends mid-frame
+			hits = append(hits, scanSecrets(where+" (decompressed)", r, secrets)...)
 			r.Close()
-			check(plain, "decompressed")
 		}
 	}
 	return hits
+}
+
+// scanSecrets reads r to its end or first error in chunks that overlap by
+// the longest secret, so memory stays small whatever r holds, and reports
+// which secrets occur.
+func scanSecrets(where string, r io.Reader, secrets map[string]string) []string {
+	longest := 0
+	for _, v := range secrets {
+		longest = max(longest, len(v))
+	}
+	buf := make([]byte, 0, 1<<20+longest)
+	found := map[string]bool{}
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		for name, v := range secrets {
+			found[name] = found[name] || bytes.Contains(buf, []byte(v))
+		}
+		if err != nil {
+			break
+		}
+		if len(buf) > longest {
+			buf = buf[:copy(buf, buf[len(buf)-longest:])]
+		}
+	}
+	var hits []string
+	for name, ok := range found {
+		if ok {
+			hits = append(hits, fmt.Sprintf("%s holds %s", where, name))
+		}
+	}
+	slices.Sort(hits)
+	return hits
+}
+
+// checkDropAccounting checks what reached S3 from c (container id cid)
+// against the drops the plugin logged since offset from: nothing
+// duplicated, reordered or altered, the limit acted (and, unless
+// keepsNewest, the disk filled), the newest line kept when keepsNewest, and
+// exactly the logged records missing.
+func (f *faults) checkDropAccounting(t *testing.T, c *container, cid string, from int64, what string, keepsNewest bool) {
+	t.Helper()
+	f.waitSpoolEmpty(t, slowDeadline, cid)
+	dropLines := f.grepLog(t, from, "spool full: dropped ", "container="+cid) // one line per segment, then one per container and visit
+	segDropped := logInts(dropLines, "records")
+	appendDropped := logInts(f.grepLog(t, from, "log records not stored", "container="+cid[:12]), "dropped")
+	appendDropped += logInts(f.grepLog(t, from, "records lost to a write error", "container="+cid), "records")
+	enospc := len(f.grepLog(t, from, "no space left on device"))
+	_, out, _, _ := c.fetchAll(t)
+	want, _ := loggen.Expected(c.spec, c.spec.Count())
+	lines := splitLines(want)
+	tl := tally(out, lines)
+	t.Logf("MEASURE spool-full %s: %s dropped_segments=%d dropped_segment_records=%d dropped_on_write_error=%d enospc_log_lines=%d",
+		what, tl, len(dropLines), segDropped, appendDropped, enospc)
+	if tl.dups > 0 || tl.foreign > 0 || tl.outOfOrder > 0 {
+		t.Errorf("stored lines duplicated, altered or out of order: %s", tl)
+	}
+	if len(dropLines) == 0 || tl.lost == 0 {
+		t.Errorf("the spool limit never acted: %d drops logged, %d lines lost", len(dropLines), tl.lost)
+	}
+	if !keepsNewest && enospc == 0 {
+		t.Errorf("the disk never filled (no ENOSPC in the plugin log): the case tested the limit only")
+	}
+	if tl.lost != segDropped+appendDropped {
+		t.Errorf("%d lines lost but the plugin logged %d records dropped with segments and %d on write errors", tl.lost, segDropped, appendDropped)
+	}
+	if keepsNewest && tl.lost > 0 && tl.missing[len(tl.missing)-1] == len(lines)-1 {
+		t.Errorf("the newest line was dropped (drop-oldest keeps the newest)")
+	}
+	for _, l := range dropLines[:min(2, len(dropLines))] {
+		t.Logf("drop logged: %s", l)
+	}
 }
 
 // with returns f.settings() with the given KEY=VALUE settings replacing
@@ -797,4 +967,31 @@ func (f *faults) drainOrphanFIFOs(t testing.TB, oldID string, done <-chan error)
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// line0Time parses the plugin's own time= from a dockerd log line.
+func line0Time(t testing.TB, line string) time.Time {
+	t.Helper()
+	i := strings.Index(line, `msg="time=`)
+	if i < 0 {
+		t.Fatalf("no plugin time in %q", line)
+	}
+	v := line[i+len(`msg="time=`):]
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	ts, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		t.Fatalf("plugin time %q: %v", v, err)
+	}
+	return ts
+}
+
+// roundAll rounds durations to milliseconds for logging.
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
 }
