@@ -16,6 +16,7 @@ type driverConfig struct {
 	Driver string // --log-driver
 	Proc   string // process name of the plugin, "" for built-in drivers
 	S3     bool   // s3logs: needs endpoint and bucket, check S3
+	S3Down bool   // with S3: MinIO is stopped during the run, records are not awaited
 }
 
 // genBuffer is the generator's write size at full speed, as a C program's
@@ -58,7 +59,9 @@ type runResult struct {
 	PluginCPU  float64 // plugin CPU-seconds (utime+stime), -1 without a plugin
 	DockerdCPU float64 // dockerd CPU-seconds over the same span
 	PeakRSS    int64   // plugin VmHWM after a reset at the start, 0 without a plugin
+	ToS3       float64 // seconds from the end of docker wait until every record was in S3, -1 unless awaited
 	S3         objectStats
+	Names      []string // the containers, named as their key prefixes
 }
 
 // pairResult is a configuration's run and the null plugin's run after it.
@@ -74,12 +77,12 @@ type groupResult struct {
 
 // runOne runs one workload through one configuration and measures it.
 func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (runResult, error) {
-	var r runResult
-	r.PluginCPU = -1
+	r := runResult{PluginCPU: -1, ToS3: -1}
 	names := make([]string, wl.Containers)
 	for i := range names {
 		names[i] = fmt.Sprintf("bench-%s-%d", h.runID, h.seq.Add(1))
 	}
+	r.Names = names
 	defer func() {
 		for i := 0; i < len(names); i += 50 {
 			docker(append([]string{"rm", "-f"}, names[i:min(i+50, len(names))]...)...)
@@ -141,7 +144,8 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 		return r, err
 	}
 
-	if cfg.S3 {
+	if cfg.S3 && !cfg.S3Down {
+		exited := time.Now()
 		var mu sync.Mutex
 		err := parallel(len(names), 4, func(i int) error {
 			st, err := h.store.waitRecords(names[i]+"/", int64(wl.Lines), 3*time.Minute)
@@ -163,6 +167,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 		if err != nil {
 			return r, err
 		}
+		r.ToS3 = time.Since(exited).Seconds()
 	}
 	// Removing the containers ends every logging session; let the plugin
 	// read to EOF before its CPU is read.

@@ -65,7 +65,7 @@ func run() error {
 		minioBin   = flag.String("minio", envOr("MINIO", "bin/minio"), "MinIO server binary")
 		out        = flag.String("out", "bench/results.md", "Markdown report file (empty: none)")
 		goBench    = flag.String("gobench", "", "go test -bench output whose BenchmarkPipeline rows go into the report")
-		parts      = flag.String("parts", "e2e,scale,objects", "comma-separated parts: e2e, scale, objects")
+		parts      = flag.String("parts", "e2e,outage,scale,objects", "comma-separated parts: e2e, outage, scale, objects")
 		configs    = flag.String("configs", "s3logs,json-file,local", "configurations compared with the null plugin")
 		wls        = flag.String("workloads", "short,json,multi", "workloads: short (2M seq lines), json (200k ~1 KiB), multi (20 x 100k)")
 		runs       = flag.Int("runs", envInt("RUNS", defRuns), "pairs per configuration (env RUNS)")
@@ -157,7 +157,7 @@ func run() error {
 		return err
 	}
 
-	needS3logs := want["scale"] || want["objects"]
+	needS3logs := want["scale"] || want["objects"] || want["outage"]
 	for _, c := range cfgs {
 		needS3logs = needS3logs || c.S3
 	}
@@ -185,6 +185,13 @@ func run() error {
 		h.logf("e2e: %d workloads x %d configurations, %d pairs each", len(workloads), len(cfgs), *runs)
 		rep.Groups, err = h.e2e(workloads, cfgs, *runs)
 		if err != nil {
+			return err
+		}
+	}
+	if want["outage"] {
+		wl := allWl["short"]
+		h.logf("outage: %s through s3logs, S3 up then down, %d pairs", wl.Name, *runs)
+		if rep.Outage, err = h.outage(wl, *runs); err != nil {
 			return err
 		}
 	}
