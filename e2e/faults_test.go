@@ -164,20 +164,24 @@ func TestFaultS3Outage(t *testing.T) {
 		verify(c)
 	}
 
-	// The verdict compares the fastest run of each side, with room to
-	// spare: on this 2-core machine single runs vary by 10 to 20% from
-	// interference (dockerd, containerd and the test share the cores;
+	// The verdict is a bound that tells the two kinds of container apart,
+	// not a budget. On this 2-core machine single runs vary by 10 to 20%
+	// from interference (dockerd, containerd and the test share the cores;
 	// fastest-run slowdowns from -11% to +19% were seen with nothing
-	// wrong), while a container that waited on S3 would be held for the
-	// 60 s outage, several times its 6 to 10 s run. The precise slowdown is
-	// a benchmark's business, not a test's. Medians are logged too.
-	slow := float64(slices.Min(down))/float64(slices.Min(up)) - 1
-	medSlow := float64(median(down))/float64(median(up)) - 1
-	t.Logf("MEASURE outage: lines=%d up=%v down=%v fastest_up=%v fastest_down=%v slowdown=%+.1f%% median_slowdown=%+.1f%% outage=%v catchup=%v lost=%d duplicates=%d",
+	// wrong), so it compares the fastest run of each side; a container that
+	// waited for S3 would be held for the rest of the 60 s outage, several
+	// times its 6 to 10 s run (one held until MinIO is back fails docker
+	// wait above). The precise slowdown, against the issue's 10%, is
+	// measured by `make bench` (its outage part), from pairs of runs.
+	const bound = 1.5
+	ratio := float64(slices.Min(down)) / float64(slices.Min(up))
+	medRatio := float64(median(down)) / float64(median(up))
+	t.Logf("MEASURE outage: lines=%d up=%v down=%v fastest_up=%v fastest_down=%v ratio=%.3f median_ratio=%.3f outage=%v catchup=%v lost=%d duplicates=%d",
 		spec.Count(), roundAll(up), roundAll(down), slices.Min(up).Round(time.Millisecond), slices.Min(down).Round(time.Millisecond),
-		100*slow, 100*medSlow, outage, catchUp.Round(time.Millisecond), lost, dups)
-	if slow > 0.50 {
-		t.Errorf("containers ran %.1f%% slower with S3 down (fastest run %v) than up (fastest run %v); limit 50%%", 100*slow, slices.Min(down), slices.Min(up))
+		ratio, medRatio, outage, catchUp.Round(time.Millisecond), lost, dups)
+	if ratio > bound {
+		t.Errorf("containers ran %.2fx as long with S3 down (fastest run %v) as with S3 up (fastest run %v); bound %.1fx",
+			ratio, slices.Min(down), slices.Min(up), bound)
 	}
 }
 
@@ -534,7 +538,7 @@ func TestFaultSecrets(t *testing.T) {
 	// While it runs: its saved stream and open segment are in the spool.
 	running, hits := f.spoolSecrets(t)
 	stopped := c.stop(t)
-	objs, _ := c.waitContent(t, stopped, stopped.Add(exitDeadline+deadlineMargin), wantOut, nil)
+	objs, _ := c.waitContent(t, stopped, stopped.Add(exitBound), wantOut, nil)
 	after, more := f.spoolSecrets(t)
 	t.Logf("MEASURE secrets: container spool_files=%d+%d objects=%d", running, after, len(objs))
 	for _, h := range append(hits, more...) {

@@ -38,10 +38,16 @@ const (
 	labelKey = "s3logs-e2e"
 	// exitDeadline is the issue's promise: with S3 reachable, a stopped
 	// container's last lines are in the bucket within 5 s of its exit.
+	// `make bench` measures that figure against this budget (0.2 to 2.9 s
+	// seen); the tests wait exitBound.
 	exitDeadline = 5 * time.Second
-	// deadlineMargin absorbs the poll interval and the latency of noticing
-	// the exit (docker wait / docker stop returning).
-	deadlineMargin = time.Second
+	// exitBound is how long the tests wait for a stopped container's last
+	// lines to be in S3, and for the spool to drain. It leaves a loaded
+	// 2-core machine six times the promise, and still fails a segment left
+	// waiting for its age (segment-age, 5 min by default), for the next
+	// container or for a retry: those are a different kind of wrong, not a
+	// few seconds late.
+	exitBound = 30 * time.Second
 	// slowDeadline bounds waits where only completeness matters.
 	slowDeadline = 60 * time.Second
 	// pollInterval is the S3 polling period.
@@ -676,11 +682,11 @@ func expectJSONFile(b []byte) []byte {
 // checkSpoolDrained waits until the plugin's spool holds nothing but its
 // lock and sequence counter (segments/.lock, segments/.seq): every segment
 // was uploaded and deleted, every container folder removed, and no stream
-// state is left once the containers are gone. It fails after exitDeadline
-// plus margin, listing what is left.
+// state is left once the containers are gone. It fails after exitBound,
+// listing what is left.
 func (s *suite) checkSpoolDrained(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(exitDeadline + deadlineMargin)
+	deadline := time.Now().Add(exitBound)
 	for {
 		var left []string
 		err := filepath.WalkDir(s.spool, func(p string, d fs.DirEntry, err error) error {
