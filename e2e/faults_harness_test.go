@@ -358,6 +358,32 @@ func pluginPID(id string) int {
 	return 0
 }
 
+// killPlugin kills the plugin id with SIGKILL and waits until Docker has
+// restarted it and the new process has re-attached to the FIFO of
+// container cid. It returns the old and new pids, how long after the kill
+// the new process ran (respawn) and logged that it was ready (ready).
+func (f *faults) killPlugin(t testing.TB, id, cid string) (oldPID, newPID int, respawn, ready time.Duration) {
+	t.Helper()
+	oldPID = pluginPID(id)
+	if oldPID == 0 {
+		t.Fatalf("no plugin process for plugin %s", id)
+	}
+	off := f.logOffset(t)
+	if err := syscall.Kill(oldPID, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", oldPID, err)
+	}
+	killed := time.Now()
+	newPID = f.waitPluginPID(t, id, oldPID, pluginRestartTimeout)
+	respawn = time.Since(killed)
+	f.waitStarted(t, off, id, pluginRestartTimeout)
+	ready = time.Since(killed)
+	if len(f.grepLog(t, off, "plugin="+id, "re-attached to FIFO", "container="+cid[:12])) == 0 {
+		t.Fatalf("the restarted plugin did not re-attach to the container's FIFO; plugin log:\n%s",
+			strings.Join(f.pluginLines(t, off), "\n"))
+	}
+	return oldPID, newPID, respawn, ready
+}
+
 // waitPluginPID waits until the plugin runs as a process other than old.
 func (f *faults) waitPluginPID(t testing.TB, id string, old int, timeout time.Duration) int {
 	t.Helper()
@@ -575,14 +601,9 @@ func (c *container) eachObject(t testing.TB, fn func(o object, records []byte)) 
 		t.Fatal(err)
 	}
 	for _, o := range objs {
-		resp, err := c.s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.bucket), Key: aws.String(o.Key)})
+		raw, _, err := c.s.getObject(ctx, c.bucket, o.Key)
 		if err != nil {
-			t.Fatalf("GetObject %s/%s: %v", c.bucket, o.Key, err)
-		}
-		raw, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatalf("GetObject %s/%s: %v", c.bucket, o.Key, err)
+			t.Fatal(err)
 		}
 		body, err := c.s.zdec.DecodeAll(raw, nil)
 		if err != nil {
@@ -730,22 +751,17 @@ func (f *faults) checkNoSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, o := range objs {
-			resp, err := f.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: b.Name, Key: aws.String(o.Key)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			body, meta, err := f.getObject(ctx, aws.ToString(b.Name), o.Key)
 			if err != nil {
 				t.Fatal(err)
 			}
 			where := "s3://" + aws.ToString(b.Name) + "/" + o.Key
 			hits = append(hits, findSecrets(where, body, f.secrets)...)
-			var meta strings.Builder
-			for k, v := range resp.Metadata {
-				fmt.Fprintf(&meta, "%s=%s\n", k, v)
+			var metaText strings.Builder
+			for k, v := range meta {
+				fmt.Fprintf(&metaText, "%s=%s\n", k, v)
 			}
-			hits = append(hits, findSecrets(where+" metadata", []byte(meta.String()), f.secrets)...)
+			hits = append(hits, findSecrets(where+" metadata", []byte(metaText.String()), f.secrets)...)
 			nobj++
 		}
 	}

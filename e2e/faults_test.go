@@ -38,23 +38,7 @@ func TestFaultPluginKill(t *testing.T) {
 	id := f.pluginID(t)
 	time.Sleep(2 * time.Second)
 	for i := 1; i <= kills; i++ {
-		pid := pluginPID(id)
-		if pid == 0 {
-			t.Fatalf("kill %d: no plugin process for plugin %s", i, id)
-		}
-		off := f.logOffset(t)
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			t.Fatalf("kill -9 %d: %v", pid, err)
-		}
-		killed := time.Now()
-		newPID := f.waitPluginPID(t, id, pid, pluginRestartTimeout)
-		respawn := time.Since(killed)
-		f.waitStarted(t, off, id, pluginRestartTimeout)
-		ready := time.Since(killed)
-		if len(f.grepLog(t, off, "plugin="+id, "re-attached to FIFO", "container="+cid[:12])) == 0 {
-			t.Fatalf("kill %d: the restarted plugin did not re-attach to the container's FIFO; plugin log:\n%s",
-				i, strings.Join(f.pluginLines(t, off), "\n"))
-		}
+		pid, newPID, respawn, ready := f.killPlugin(t, id, cid)
 		t.Logf("MEASURE kill: kill=%d old_pid=%d new_pid=%d respawn=%v reattached=%v",
 			i, pid, newPID, respawn.Round(time.Millisecond), ready.Round(time.Millisecond))
 		time.Sleep(2 * time.Second) // let it log between kills

@@ -515,6 +515,20 @@ func (s *suite) list(ctx context.Context, bucket, prefix string) ([]object, erro
 	return objs, nil
 }
 
+// getObject returns an object's body and user metadata.
+func (s *suite) getObject(ctx context.Context, bucket, key string) (body []byte, meta map[string]string, err error) {
+	resp, err := s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("GetObject %s/%s: %w", bucket, key, err)
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("GetObject %s/%s: %w", bucket, key, err)
+	}
+	return body, resp.Metadata, nil
+}
+
 // fetcher reads a container's objects with the Go client, caching each
 // object's decoded streams by key and ETag so polling downloads and parses
 // each object once.
@@ -537,14 +551,9 @@ func (f *fetcher) snapshot(ctx context.Context) ([]object, *streams, time.Time, 
 		ck := o.Key + "\x00" + o.ETag
 		parsed, ok := f.cache[ck]
 		if !ok {
-			resp, err := f.c.s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.c.bucket), Key: aws.String(o.Key)})
+			raw, _, err := f.c.s.getObject(ctx, f.c.bucket, o.Key)
 			if err != nil {
-				return nil, nil, listedAt, fmt.Errorf("GetObject %s/%s: %w", f.c.bucket, o.Key, err)
-			}
-			raw, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return nil, nil, listedAt, fmt.Errorf("GetObject %s/%s: %w", f.c.bucket, o.Key, err)
+				return nil, nil, listedAt, err
 			}
 			body, err := f.c.s.zdec.DecodeAll(raw, nil)
 			if err != nil {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,22 +46,7 @@ func TestKillUnderLoad(t *testing.T) {
 				if !c.running(t) {
 					t.Fatalf("kill %d: the container exited while logging at full speed", i)
 				}
-				pid := pluginPID(id)
-				if pid == 0 {
-					t.Fatalf("kill %d: no plugin process for plugin %s", i, id)
-				}
-				off := f.logOffset(t)
-				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-					t.Fatalf("kill -9 %d: %v", pid, err)
-				}
-				killed := time.Now()
-				f.waitPluginPID(t, id, pid, pluginRestartTimeout)
-				f.waitStarted(t, off, id, pluginRestartTimeout)
-				ready := time.Since(killed)
-				if len(f.grepLog(t, off, "plugin="+id, "re-attached to FIFO", "container="+cid[:12])) == 0 {
-					t.Fatalf("kill %d: the restarted plugin did not re-attach to the container's FIFO; plugin log:\n%s",
-						i, strings.Join(f.pluginLines(t, off), "\n"))
-				}
+				_, _, _, ready := f.killPlugin(t, id, cid)
 				t.Logf("MEASURE kill-load %s: kill=%d reattached_after=%v", sh.name, i, ready.Round(time.Millisecond))
 				time.Sleep(1200 * time.Millisecond) // at full speed again, before the next kill or the stop
 			}

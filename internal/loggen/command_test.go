@@ -2,10 +2,9 @@ package loggen
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,30 +74,16 @@ func TestCommandReport(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer that Main and the test may use at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// waitOutput waits until out holds want.
-func waitOutput(t *testing.T, out *lockedBuffer, want string) {
+// waitOutput waits until the file at path holds want.
+func waitOutput(t *testing.T, path, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); out.String() != want; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile(path); string(b) == want {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("output %q, want %q", out.String(), want)
+			b, _ := os.ReadFile(path)
+			t.Fatalf("%s holds %q, want %q", path, b, want)
 		}
 	}
 }
@@ -106,34 +91,29 @@ func waitOutput(t *testing.T, out *lockedBuffer, want string) {
 // TestCommandBurst: with -sleep, each SIGUSR1 writes -burst more lines of
 // the sequence, the report follows, and SIGINT ends the command with 0.
 func TestCommandBurst(t *testing.T) {
-	rep := filepath.Join(t.TempDir(), "written")
+	dir := t.TempDir()
+	rep, outPath := filepath.Join(dir, "written"), filepath.Join(dir, "out")
+	out, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
 	s := Spec{Mode: ModeSeq, Lines: 3, Size: DefaultSize, Buffer: 4, Sleep: true, Burst: 2, Report: rep}
-	var out lockedBuffer
 	code := make(chan int, 1)
-	go func() { code <- Main(s.Args(), &out, &bytes.Buffer{}) }()
+	go func() { code <- Main(s.Args(), out, io.Discard) }()
 	// The signal handlers are in place before the first line is written.
-	waitOutput(t, &out, "1\n2\n3\n")
+	waitOutput(t, outPath, "1\n2\n3\n")
 	for _, want := range []string{"1\n2\n3\n4\n5\n", "1\n2\n3\n4\n5\n6\n7\n"} {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
 			t.Fatal(err)
 		}
-		waitOutput(t, &out, want)
+		waitOutput(t, outPath, want)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if b, _ := os.ReadFile(rep); string(b) == "7\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("report not updated after the bursts")
-		}
-	}
+	waitOutput(t, rep, "7\n")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	if c := <-code; c != 0 {
 		t.Fatalf("exit %d after SIGINT", c)
-	}
-	if strings.Count(out.String(), "\n") != 7 {
-		t.Fatalf("output %q", out.String())
 	}
 }
