@@ -277,6 +277,12 @@ func (f *faults) startDaemon(t testing.TB) time.Duration {
 		t.Fatal(err)
 	}
 	defer null.Close()
+	// The daemon outlives the test: it must not inherit the descriptors
+	// the test got from its callers (such as the lock file of a
+	// `flock LOCK make e2e`, whose lock it would then hold forever).
+	if err := closeInheritedOnExec(); err != nil {
+		t.Fatal(err)
+	}
 	cmd := &exec.Cmd{Path: f.daemon.exe, Args: f.daemon.args, Env: f.daemon.env, Dir: f.daemon.dir,
 		Stdin: null, Stdout: logf, Stderr: logf, SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
 	if err := cmd.Start(); err != nil {
@@ -286,6 +292,23 @@ func (f *faults) startDaemon(t testing.TB) time.Duration {
 	go cmd.Wait() // reaps it should it exit while the tests run
 	f.waitDaemon(t)
 	return time.Since(start)
+}
+
+// closeInheritedOnExec marks every descriptor of the process above stderr
+// close-on-exec. Go opens its own files that way; the others came from the
+// process that started the test (make's job server, a flock(1) lock) and
+// would otherwise pass to every program the test starts.
+func closeInheritedOnExec() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // waitDaemon waits until `docker version` reaches the server.
