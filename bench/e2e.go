@@ -109,7 +109,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 			return r, err
 		}
 	}
-	dpid, err := pidOf("dockerd")
+	dpid, err := daemonPID()
 	if err != nil {
 		return r, err
 	}

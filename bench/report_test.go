@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -101,5 +103,12 @@ func TestMarkdownOutageAndToS3(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestDaemonHosts(t *testing.T) {
+	// The test binary has no -H flag: the default socket.
+	if got := daemonHosts(strconv.Itoa(os.Getpid())); !slices.Equal(got, []string{"/var/run/docker.sock"}) {
+		t.Fatalf("daemonHosts(self) = %q", got)
 	}
 }
