@@ -15,7 +15,7 @@ ROOTFS_IMAGE ?= s3logs-rootfs:build
 # Tag of the test image running cmd/loggen (e2e tests and demo).
 LOGGEN_IMAGE ?= s3logs-loggen:test
 # Pinned MinIO used as the S3 server by integration tests, e2e and demo.
-MINIO_MODULE := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_MODULE := $(shell cat internal/miniotest/minio.module)
 # Extra flags for the e2e run, e.g. E2E_FLAGS='-run TestE2E/utf8'.
 E2E_FLAGS ?=
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt

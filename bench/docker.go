@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/s3logs/s3logs/internal/dockerplugin"
 )
 
 // labelKey marks every container the harness creates.
@@ -30,67 +31,19 @@ func docker(args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
-// pluginSettings is the part of `docker plugin inspect` the harness changes.
-type pluginSettings struct {
-	Enabled  bool
-	Settings struct {
-		Env    []string
-		Mounts []struct {
-			Name   string
-			Source string
-		}
-	}
-}
-
-func inspectPlugin(name string) (pluginSettings, error) {
-	out, err := docker("plugin", "inspect", name)
-	if err != nil {
-		return pluginSettings{}, err
-	}
-	var all []pluginSettings
-	if err := json.Unmarshal([]byte(out), &all); err != nil || len(all) != 1 {
-		return pluginSettings{}, fmt.Errorf("plugin inspect %s: %d results, %v", name, len(all), err)
-	}
-	return all[0], nil
+// inspectPlugin returns the installed plugin's state.
+func inspectPlugin(name string) (dockerplugin.Plugin, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
+	defer cancel()
+	return dockerplugin.Inspect(ctx, name)
 }
 
 // setPlugin disables the plugin (it must be unused), applies the settings
 // and enables it.
 func setPlugin(name string, settings ...string) error {
-	p, err := inspectPlugin(name)
-	if err != nil {
-		return err
-	}
-	if p.Enabled {
-		if _, err := docker("plugin", "disable", "--force", name); err != nil {
-			return err
-		}
-	}
-	if _, err := docker(append([]string{"plugin", "set", name}, settings...)...); err != nil {
-		return err
-	}
-	_, err = docker("plugin", "enable", name)
-	return err
-}
-
-// savedSettings returns the settings of the plugin that configurePlugin
-// changes, for restoring them later.
-func savedSettings(p pluginSettings, envKeys []string, mount string) []string {
-	var restore []string
-	for _, kv := range p.Settings.Env {
-		k, _, _ := strings.Cut(kv, "=")
-		for _, want := range envKeys {
-			if k == want {
-				restore = append(restore, kv)
-			}
-		}
-	}
-	for _, m := range p.Settings.Mounts {
-		if m.Name == mount {
-			restore = append(restore, mount+".source="+m.Source)
-		}
-	}
-	return restore
+	ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
+	defer cancel()
+	return dockerplugin.Set(ctx, name, settings...)
 }
 
 // removeLabeled removes every container carrying the harness label.

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/s3logs/s3logs/bench/workload"
+	"github.com/s3logs/s3logs/internal/loggen"
 )
 
 // driverConfig is one logging configuration under test.
@@ -16,14 +16,32 @@ type driverConfig struct {
 	Driver string // --log-driver
 	Proc   string // process name of the plugin, "" for built-in drivers
 	S3     bool   // s3logs: needs endpoint and bucket, check S3
+	S3Down bool   // with S3: MinIO is stopped during the run, records are not awaited
 }
 
-// benchWorkload is one container workload.
+// genBuffer is the generator's write size at full speed, as a C program's
+// stdio would write to a pipe.
+const genBuffer = 32 << 10
+
+// benchWorkload is one container workload, written at full speed.
 type benchWorkload struct {
 	Name       string
-	Kind       workload.Kind
-	Lines      int // per container
+	Kind       loggen.Mode // loggen.ModeSeq ("short" in the report) or loggen.ModeJSON
+	Lines      int         // per container
 	Containers int
+}
+
+// args returns the generator's arguments for one container.
+func (w benchWorkload) args() []string {
+	return loggen.Spec{Mode: w.Kind, Lines: w.Lines, Buffer: genBuffer}.Args()
+}
+
+// kindLabel names a workload's line shape in the report.
+func kindLabel(m loggen.Mode) string {
+	if m == loggen.ModeSeq {
+		return "short"
+	}
+	return string(m)
 }
 
 // cacheMode is Docker's dual-logging cache setting of a run.
@@ -41,7 +59,9 @@ type runResult struct {
 	PluginCPU  float64 // plugin CPU-seconds (utime+stime), -1 without a plugin
 	DockerdCPU float64 // dockerd CPU-seconds over the same span
 	PeakRSS    int64   // plugin VmHWM after a reset at the start, 0 without a plugin
+	ToS3       float64 // seconds from the end of docker wait until every record was in S3, -1 unless awaited
 	S3         objectStats
+	Names      []string // the containers, named as their key prefixes
 }
 
 // pairResult is a configuration's run and the null plugin's run after it.
@@ -57,12 +77,12 @@ type groupResult struct {
 
 // runOne runs one workload through one configuration and measures it.
 func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (runResult, error) {
-	var r runResult
-	r.PluginCPU = -1
+	r := runResult{PluginCPU: -1, ToS3: -1}
 	names := make([]string, wl.Containers)
 	for i := range names {
 		names[i] = fmt.Sprintf("bench-%s-%d", h.runID, h.seq.Add(1))
 	}
+	r.Names = names
 	defer func() {
 		for i := 0; i < len(names); i += 50 {
 			docker(append([]string{"rm", "-f"}, names[i:min(i+50, len(names))]...)...)
@@ -70,7 +90,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 	}()
 	var opts []string
 	if cfg.S3 {
-		opts = append(opts, "endpoint="+h.minio.Endpoint, "bucket="+h.bucket)
+		opts = append(opts, "endpoint="+h.minio.Endpoint, "bucket="+h.store.bucket)
 	}
 	if cache == cacheOff {
 		opts = append(opts, "cache-disabled=true")
@@ -89,7 +109,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 			return r, err
 		}
 	}
-	dpid, err := pidOf("dockerd")
+	dpid, err := daemonPID()
 	if err != nil {
 		return r, err
 	}
@@ -105,7 +125,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 		for _, o := range opts {
 			args = append(args, "--log-opt", o)
 		}
-		args = append(args, h.image, "-kind", string(wl.Kind), "-lines", strconv.Itoa(wl.Lines))
+		args = append(append(args, h.image), wl.args()...)
 		_, err := docker(args...)
 		return err
 	})
@@ -124,10 +144,11 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 		return r, err
 	}
 
-	if cfg.S3 {
+	if cfg.S3 && !cfg.S3Down {
+		exited := time.Now()
 		var mu sync.Mutex
 		err := parallel(len(names), 4, func(i int) error {
-			st, err := h.minio.waitRecords(h.bucket, names[i]+"/", int64(wl.Lines), 3*time.Minute)
+			st, err := h.store.waitRecords(names[i]+"/", int64(wl.Lines), 3*time.Minute)
 			if err != nil {
 				return err
 			}
@@ -146,6 +167,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 		if err != nil {
 			return r, err
 		}
+		r.ToS3 = time.Since(exited).Seconds()
 	}
 	// Removing the containers ends every logging session; let the plugin
 	// read to EOF before its CPU is read.
@@ -175,7 +197,7 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 	}
 	r.DockerdCPU = d1 - d0
 	if len(r.S3.Keys) > 0 {
-		if err := h.minio.deleteKeys(h.bucket, r.S3.Keys); err != nil {
+		if err := h.store.deleteKeys(r.S3.Keys); err != nil {
 			h.logf("warning: deleting objects: %v", err)
 		}
 		r.S3.Keys = nil

@@ -15,15 +15,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/s3logs/s3logs/bench/workload"
+	"github.com/s3logs/s3logs/internal/loggen"
+	"github.com/s3logs/s3logs/internal/miniotest"
 )
 
 // harness is the state of one benchmark session.
 type harness struct {
 	runID  string
 	image  string
-	bucket string
-	minio  *minio
+	minio  *miniotest.Server
+	store  store // the bucket on minio
 	s3logs driverConfig
 	null   driverConfig
 	seq    atomic.Int64
@@ -64,7 +65,7 @@ func run() error {
 		minioBin   = flag.String("minio", envOr("MINIO", "bin/minio"), "MinIO server binary")
 		out        = flag.String("out", "bench/results.md", "Markdown report file (empty: none)")
 		goBench    = flag.String("gobench", "", "go test -bench output whose BenchmarkPipeline rows go into the report")
-		parts      = flag.String("parts", "e2e,scale,objects", "comma-separated parts: e2e, scale, objects")
+		parts      = flag.String("parts", "e2e,outage,scale,objects", "comma-separated parts: e2e, outage, scale, objects")
 		configs    = flag.String("configs", "s3logs,json-file,local", "configurations compared with the null plugin")
 		wls        = flag.String("workloads", "short,json,multi", "workloads: short (2M seq lines), json (200k ~1 KiB), multi (20 x 100k)")
 		runs       = flag.Int("runs", envInt("RUNS", defRuns), "pairs per configuration (env RUNS)")
@@ -81,7 +82,6 @@ func run() error {
 	h := &harness{
 		runID:  strconv.FormatInt(time.Now().Unix()%1e6, 36),
 		image:  *image,
-		bucket: "s3logs-bench",
 		s3logs: driverConfig{Name: "s3logs", Driver: *plugin, Proc: "s3logs", S3: true},
 		null:   driverConfig{Name: "null plugin", Driver: *nullPlugin, Proc: "nullplugin"},
 		start:  time.Now(),
@@ -100,9 +100,9 @@ func run() error {
 		cfgs = append(cfgs, cfg)
 	}
 	allWl := map[string]benchWorkload{
-		"short": {Name: "short", Kind: workload.Short, Lines: 2_000_000 / div, Containers: 1},
-		"json":  {Name: "json", Kind: workload.JSON, Lines: 200_000 / div, Containers: 1},
-		"multi": {Name: "20x short", Kind: workload.Short, Lines: 100_000 / div, Containers: 20},
+		"short": {Name: "short", Kind: loggen.ModeSeq, Lines: 2_000_000 / div, Containers: 1},
+		"json":  {Name: "json", Kind: loggen.ModeJSON, Lines: 200_000 / div, Containers: 1},
+		"multi": {Name: "20x short", Kind: loggen.ModeSeq, Lines: 100_000 / div, Containers: 20},
 	}
 	var workloads []benchWorkload
 	for _, w := range splitList(*wls) {
@@ -147,16 +147,17 @@ func run() error {
 	}
 
 	h.logf("starting MinIO (%s)", *minioBin)
-	h.minio, err = startMinIO(*minioBin)
+	h.minio, err = miniotest.Launch(*minioBin)
 	if err != nil {
 		return err
 	}
-	defer h.minio.stop()
-	if err := h.minio.createBucket(h.bucket); err != nil {
+	defer h.minio.Close()
+	h.store = store{client: h.minio.NewClient(nil), bucket: "s3logs-bench"}
+	if err := h.store.createBucket(); err != nil {
 		return err
 	}
 
-	needS3logs := want["scale"] || want["objects"]
+	needS3logs := want["scale"] || want["objects"] || want["outage"]
 	for _, c := range cfgs {
 		needS3logs = needS3logs || c.S3
 	}
@@ -177,13 +178,20 @@ func run() error {
 	if want["e2e"] {
 		h.logf("warm-up: one small run per configuration")
 		for _, cfg := range append(cfgs, h.null) {
-			if _, err := h.runOne(cfg, benchWorkload{Name: "warm-up", Kind: workload.Short, Lines: 10000, Containers: 1}, cacheOff); err != nil {
+			if _, err := h.runOne(cfg, benchWorkload{Name: "warm-up", Kind: loggen.ModeSeq, Lines: 10000, Containers: 1}, cacheOff); err != nil {
 				return fmt.Errorf("warm-up %s: %w", cfg.Name, err)
 			}
 		}
 		h.logf("e2e: %d workloads x %d configurations, %d pairs each", len(workloads), len(cfgs), *runs)
 		rep.Groups, err = h.e2e(workloads, cfgs, *runs)
 		if err != nil {
+			return err
+		}
+	}
+	if want["outage"] {
+		wl := allWl["short"]
+		h.logf("outage: %s through s3logs, S3 up then down, %d pairs", wl.Name, *runs)
+		if rep.Outage, err = h.outage(wl, *runs); err != nil {
 			return err
 		}
 	}
@@ -240,7 +248,7 @@ func (h *harness) configureS3logs(plugin string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	restore := savedSettings(prev, []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"}, "spool")
+	restore := prev.Saved("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "spool.source")
 	spool, err := os.MkdirTemp("", "s3logs-bench-spool-")
 	if err != nil {
 		return nil, err
@@ -266,7 +274,7 @@ func (h *harness) configureS3logs(plugin string) (func(), error) {
 		<-sigc
 		h.logf("interrupted: cleaning up")
 		cleanup()
-		h.minio.stop()
+		h.minio.Close()
 		os.Exit(130)
 	}()
 	h.logf("configuring %s: MinIO credentials, spool %s", plugin, spool)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -36,17 +37,57 @@ func pluginPID(plugin, proc string) (int, error) {
 	return 0, fmt.Errorf("no %s process in the cgroup of plugin %s (%s)", proc, plugin, id)
 }
 
-// pidOf returns the single process whose command name is exactly name.
-func pidOf(name string) (int, error) {
-	out, err := exec.Command("pgrep", "-x", name).Output()
+// daemonPID returns the pid of the dockerd the docker CLI talks to: the
+// only one, or, when another engine runs beside it (with its own -H
+// socket, as some tests start), the one that listens on $DOCKER_HOST, by
+// default the unix socket /var/run/docker.sock.
+func daemonPID() (int, error) {
+	out, err := exec.Command("pgrep", "-x", "dockerd").Output()
 	if err != nil {
-		return 0, fmt.Errorf("pgrep -x %s: %w (is it running?)", name, err)
+		return 0, fmt.Errorf("pgrep -x dockerd: %w (is it running?)", err)
 	}
-	f := strings.Fields(string(out))
-	if len(f) != 1 {
-		return 0, fmt.Errorf("pgrep -x %s: %d processes, want 1", name, len(f))
+	host := strings.TrimPrefix(os.Getenv("DOCKER_HOST"), "unix://")
+	if host == "" {
+		host = "/var/run/docker.sock"
 	}
-	return strconv.Atoi(f[0])
+	all := strings.Fields(string(out))
+	var match []string
+	for _, p := range all {
+		if len(all) == 1 || slices.Contains(daemonHosts(p), host) {
+			match = append(match, p)
+		}
+	}
+	if len(match) != 1 {
+		return 0, fmt.Errorf("%d of the dockerd processes %v listen on %s, want 1", len(match), all, host)
+	}
+	return strconv.Atoi(match[0])
+}
+
+// daemonHosts returns the addresses the dockerd pid listens on, from its
+// -H/--host flags (unix:// stripped); none means the default socket.
+func daemonHosts(pid string) []string {
+	b, err := os.ReadFile("/proc/" + pid + "/cmdline")
+	if err != nil {
+		return nil
+	}
+	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	var hosts []string
+	for i, a := range args {
+		v, ok := "", false
+		switch {
+		case (a == "-H" || a == "--host") && i+1 < len(args):
+			v, ok = args[i+1], true
+		case strings.HasPrefix(a, "-H="), strings.HasPrefix(a, "--host="):
+			_, v, ok = strings.Cut(a, "=")
+		}
+		if ok {
+			hosts = append(hosts, strings.TrimPrefix(v, "unix://"))
+		}
+	}
+	if len(hosts) == 0 {
+		hosts = []string{"/var/run/docker.sock"}
+	}
+	return hosts
 }
 
 // cpuSeconds returns utime+stime of pid (all its threads) in seconds.

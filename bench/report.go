@@ -3,16 +3,19 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"github.com/s3logs/s3logs/bench/workload"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/s3logs/s3logs/internal/loggen"
 )
 
-// Budgets of issue 5.
+// Budgets of issues 3, 4 and 5.
 const (
+	budgetToS3         = 5.0       // seconds from a container's exit until its last lines are in S3 (issue 3)
+	budgetOutage       = 1.10      // wall time with S3 down / with S3 up (issue 4)
 	budgetRatio        = 1.10      // e2e s3logs/null, 2M short lines
 	budgetCPUPerM      = 0.5       // plugin CPU-seconds per 1M short lines
 	budgetIdleTotal    = 128 << 20 // RSS with 300 idle containers
@@ -36,6 +39,7 @@ type report struct {
 	Groups   []groupResult
 	Scale    *scaleResult
 	Objects  *objectsResult
+	Outage   *outageResult
 
 	budgets []budgetRow
 }
@@ -158,7 +162,7 @@ func (r *report) evaluate() {
 	var cpuPerM float64
 	var cpuSeen bool
 	for _, g := range r.Groups {
-		if !g.Config.S3 || g.Workload.Kind != workload.Short || g.Workload.Containers != 1 {
+		if !g.Config.S3 || g.Workload.Kind != loggen.ModeSeq || g.Workload.Containers != 1 {
 			continue
 		}
 		s := g.stats()
@@ -170,6 +174,17 @@ func (r *report) evaluate() {
 	}
 	if cpuSeen {
 		add("plugin CPU per 1M short lines (worse cache mode)", "≤ 0.5 CPU-s", fmt.Sprintf("%.3f CPU-s", cpuPerM), cpuPerM <= budgetCPUPerM)
+	}
+	if toS3 := r.toS3(); len(toS3) > 0 {
+		worst := slices.Max(toS3)
+		add("last lines in S3 after the container exits (one-container s3logs runs)", "≤ 5 s, every run",
+			fmt.Sprintf("max %.2f s, median %.2f s over %d runs", worst, median(toS3), len(toS3)), worst <= budgetToS3)
+	}
+	if o := r.Outage; o != nil && len(o.Pairs) > 0 {
+		rs := o.ratios()
+		m := median(rs)
+		add(fmt.Sprintf("S3 outage: %s lines with S3 down / up", fmtCount(o.Workload.Lines)), "≤ 1.10 (median of pairs)",
+			fmt.Sprintf("%.3f (%.3f to %.3f)", m, slices.Min(rs), slices.Max(rs)), m <= budgetOutage)
 	}
 	if sc := r.Scale; sc != nil {
 		samples := []struct {
@@ -212,6 +227,28 @@ func (r *report) evaluate() {
 				"within ±10%", fmt.Sprintf("%d objects, %s to %s (+ last %s)", o.Stats.Objects, fmtMiB(lo), fmtMiB(hi), fmtMiB(o.Stats.Sizes[len(o.Stats.Sizes)-1])), ok)
 		}
 	}
+}
+
+// toS3 returns the seconds from exit to S3 of every one-container run whose
+// records were awaited.
+func (r *report) toS3() []float64 {
+	var out []float64
+	for _, g := range r.Groups {
+		if g.Workload.Containers != 1 {
+			continue
+		}
+		for _, p := range g.Pairs {
+			if p.A.ToS3 >= 0 {
+				out = append(out, p.A.ToS3)
+			}
+		}
+	}
+	if o := r.Outage; o != nil {
+		for _, p := range o.Pairs {
+			out = append(out, p.Up.ToS3)
+		}
+	}
+	return out
 }
 
 func (r *report) failed() bool {
@@ -268,11 +305,9 @@ func (r *report) markdown() string {
 		for _, g := range r.Groups {
 			s := g.stats()
 			lines := g.Workload.Lines * g.Workload.Containers
-			wl := fmt.Sprintf("%s × %s %s", fmtCount(g.Workload.Lines), g.Workload.Kind, "lines")
+			wl := fmt.Sprintf("%s %s lines", fmtCount(g.Workload.Lines), kindLabel(g.Workload.Kind))
 			if g.Workload.Containers > 1 {
-				wl = fmt.Sprintf("%d containers × %s %s lines", g.Workload.Containers, fmtCount(g.Workload.Lines), g.Workload.Kind)
-			} else {
-				wl = fmt.Sprintf("%s %s lines", fmtCount(g.Workload.Lines), g.Workload.Kind)
+				wl = fmt.Sprintf("%d containers × %s", g.Workload.Containers, wl)
 			}
 			cpu, per, rss := "-", "-", "-"
 			if g.Config.Proc != "" {
@@ -308,6 +343,18 @@ func (r *report) markdown() string {
 		p("\nStarting the %d idle containers took %.0f s; the burst (%d × %s lines) took %.1f s and %.1f plugin CPU-s; the %d short-lived containers (`docker run --rm`, 10 lines, 4 at a time) took %.0f s.\n\n",
 			sc.Idle, sc.StartSecs, sc.Busy, fmtCount(sc.BusyLines), sc.BusySecs, sc.BusyCPU, sc.ShortLived, sc.ShortSecs)
 	}
+	if o := r.Outage; o != nil && len(o.Pairs) > 0 {
+		p("### S3 outage (pairs measured in this session)\n\n")
+		p("One container writing %s %s lines at full speed through s3logs (cache disabled), alternately with S3 up and with MinIO stopped; wall time from `docker run -d` to `docker wait`. After each run with S3 down MinIO is started again and the harness waits until every record is in S3 (catch-up, the plugin's upload backoff included) before the next pair.\n\n",
+			fmtCount(o.Workload.Lines), kindLabel(o.Workload.Kind))
+		p("| pair | S3 up s | S3 down s | down / up | in S3 after exit (up) s | catch-up after restart s | plugin CPU-s up / down |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+		for i, pr := range o.Pairs {
+			p("| %d | %.2f | %.2f | %.3f | %.2f | %.1f | %s / %s |\n", i+1, pr.Up.Wall, pr.Down.Wall, pr.Down.Wall/pr.Up.Wall,
+				pr.Up.ToS3, pr.CatchUp, fmtCPU(pr.Up.PluginCPU), fmtCPU(pr.Down.PluginCPU))
+		}
+		rs := o.ratios()
+		p("\nMedian slowdown with S3 down: %+.1f%% (pairs from %+.1f%% to %+.1f%%).\n\n", 100*(median(rs)-1), 100*(slices.Min(rs)-1), 100*(slices.Max(rs)-1))
+	}
 	if o := r.Objects; o != nil {
 		p("### Objects of a steadily logging container\n\n")
 		p("One container writing 1,000 JSON lines of ~1 KiB a second (%.2f MB/s of records) for %.0f s with `segment-size=%s` (scaled down from 64m so that the check takes a minute): %d objects, sizes", o.RateBytes/1e6, o.Seconds, fmtMiB(o.SegmentSize), o.Stats.Objects)
@@ -317,7 +364,7 @@ func (r *report) markdown() string {
 		p(" MiB (the last one sealed when the container stopped).\n\n")
 	}
 	if len(r.budgets) > 0 {
-		p("### Budgets (issue 5)\n\n| budget | limit | measured | met |\n|---|---|---|---|\n")
+		p("### Budgets (issues 3, 4 and 5)\n\n| budget | limit | measured | met |\n|---|---|---|---|\n")
 		for _, bu := range r.budgets {
 			met := "yes"
 			if !bu.Met {

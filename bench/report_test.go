@@ -3,8 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/s3logs/s3logs/internal/loggen"
 )
 
 func TestParseGoBench(t *testing.T) {
@@ -76,5 +80,35 @@ func TestMarkdownBudgets(t *testing.T) {
 	}
 	if !r.failed() {
 		t.Error("failed() = false with a budget not met")
+	}
+}
+
+func TestMarkdownOutageAndToS3(t *testing.T) {
+	wl := benchWorkload{Name: "short", Kind: loggen.ModeSeq, Lines: 2_000_000, Containers: 1}
+	r := &report{Runs: 2,
+		Groups: []groupResult{{Workload: wl, Config: driverConfig{Name: "s3logs", S3: true}, Cache: cacheOff,
+			Pairs: []pairResult{{A: runResult{Wall: 4, ToS3: 0.4}, Null: runResult{Wall: 5, ToS3: -1}}}}},
+		Outage: &outageResult{Workload: wl, Pairs: []outagePair{
+			{Up: runResult{Wall: 4, ToS3: 0.5, PluginCPU: 3}, Down: runResult{Wall: 4.2, ToS3: -1, PluginCPU: 3}, CatchUp: 2},
+			{Up: runResult{Wall: 5, ToS3: 6.5, PluginCPU: 3}, Down: runResult{Wall: 4.5, ToS3: -1, PluginCPU: 3}, CatchUp: 3},
+		}},
+	}
+	md := r.markdown()
+	for _, want := range []string{
+		"| 1 | 4.00 | 4.20 | 1.050 | 0.50 | 2.0 | 3.00 s / 3.00 s |",
+		"Median slowdown with S3 down: -2.5% (pairs from -10.0% to +5.0%).",
+		"| S3 outage: 2M lines with S3 down / up | ≤ 1.10 (median of pairs) | 0.975 (0.900 to 1.050) | yes |",
+		"| last lines in S3 after the container exits (one-container s3logs runs) | ≤ 5 s, every run | max 6.50 s, median 0.50 s over 3 runs | **no** |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestDaemonHosts(t *testing.T) {
+	// The test binary has no -H flag: the default socket.
+	if got := daemonHosts(strconv.Itoa(os.Getpid())); !slices.Equal(got, []string{"/var/run/docker.sock"}) {
+		t.Fatalf("daemonHosts(self) = %q", got)
 	}
 }

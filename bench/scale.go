@@ -2,8 +2,9 @@ package main
 
 import (
 	"fmt"
-	"strconv"
 	"time"
+
+	"github.com/s3logs/s3logs/internal/loggen"
 )
 
 // procSample is the plugin's memory and descriptors at one moment.
@@ -68,7 +69,7 @@ func (h *harness) scale(idle, busy, shortLived, burstLines int, settle time.Dura
 	if res.Base, err = sample(pid); err != nil {
 		return nil, err
 	}
-	logOpts := []string{"--log-opt", "endpoint=" + h.minio.Endpoint, "--log-opt", "bucket=" + h.bucket}
+	logOpts := []string{"--log-opt", "endpoint=" + h.minio.Endpoint, "--log-opt", "bucket=" + h.store.bucket}
 	names := make([]string, idle)
 	for i := range names {
 		names[i] = fmt.Sprintf("bench-%s-idle-%d", h.runID, i)
@@ -83,7 +84,7 @@ func (h *harness) scale(idle, busy, shortLived, burstLines int, settle time.Dura
 	err = parallel(idle, 4, func(i int) error {
 		args := append([]string{"run", "-d", "--name", names[i], "--label", labelKey + "=" + h.runID,
 			"--network", "none", "--log-driver", h.s3logs.Driver}, logOpts...)
-		args = append(args, h.image, "-kind", "short", "-lines", "10", "-rate", "1", "-sleep", "-burst", strconv.Itoa(burstLines))
+		args = append(append(args, h.image), loggen.Spec{Mode: loggen.ModeSeq, Lines: 10, Rate: 1, Buffer: genBuffer, Sleep: true, Burst: burstLines}.Args()...)
 		_, err := docker(args...)
 		return err
 	})
@@ -163,7 +164,7 @@ func (h *harness) scale(idle, busy, shortLived, burstLines int, settle time.Dura
 		return parallel(n, 4, func(i int) error {
 			args := append([]string{"run", "--rm", "--label", labelKey + "=" + h.runID,
 				"--network", "none", "--log-driver", h.s3logs.Driver}, logOpts...)
-			args = append(args, h.image, "-kind", "short", "-lines", "10")
+			args = append(append(args, h.image), loggen.Spec{Mode: loggen.ModeSeq, Lines: 10, Buffer: genBuffer}.Args()...)
 			_, err := docker(args...)
 			return err
 		})
@@ -213,17 +214,17 @@ func (h *harness) objects(d time.Duration, segSize string, segBytes int64) (*obj
 	lines := int(d.Seconds() * 1000)
 	h.logf("objects: one container, 1000 JSON lines/s (~1 MB/s) for %v, segment-size=%s", d, segSize)
 	t0 := time.Now()
-	if _, err := docker("run", "-d", "--name", name, "--label", labelKey+"="+h.runID, "--network", "none",
-		"--log-driver", h.s3logs.Driver, "--log-opt", "endpoint="+h.minio.Endpoint, "--log-opt", "bucket="+h.bucket,
-		"--log-opt", "segment-size="+segSize, "--log-opt", "cache-disabled=true",
-		h.image, "-kind", "json", "-lines", strconv.Itoa(lines), "-rate", "1000"); err != nil {
+	args := []string{"run", "-d", "--name", name, "--label", labelKey + "=" + h.runID, "--network", "none",
+		"--log-driver", h.s3logs.Driver, "--log-opt", "endpoint=" + h.minio.Endpoint, "--log-opt", "bucket=" + h.store.bucket,
+		"--log-opt", "segment-size=" + segSize, "--log-opt", "cache-disabled=true", h.image}
+	if _, err := docker(append(args, loggen.Spec{Mode: loggen.ModeJSON, Lines: lines, Rate: 1000}.Args()...)...); err != nil {
 		return nil, err
 	}
 	if code, err := docker("wait", name); err != nil || code != "0" {
 		return nil, fmt.Errorf("objects container: exit %q, %v", code, err)
 	}
 	el := time.Since(t0).Seconds()
-	st, err := h.minio.waitRecords(h.bucket, name+"/", int64(lines), 2*time.Minute)
+	st, err := h.store.waitRecords(name+"/", int64(lines), 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}

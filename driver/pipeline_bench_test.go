@@ -6,9 +6,10 @@ package driver
 // json-file encoding, segment.Writer with zstd at the default level) into a
 // real segment.Spool in a temporary folder, ending with a sealed segment.
 //
-// The lines are bench/workload's, the same the end-to-end harness (bench/)
-// runs in containers: "short" is `seq 1 2000000` ("1\n".."2000000\n"),
-// "json" is 200,000 JSON application logs of about 1 KiB. One benchmark
+// The lines are internal/loggen's, the same the end-to-end harness (bench/)
+// runs in containers: "short" is loggen.ModeSeq, `seq 1 2000000`
+// ("1\n".."2000000\n"), "json" is loggen.ModeJSON, 200,000 JSON application
+// logs of about 1 KiB. One benchmark
 // operation is one whole recorded stream, so MB/s is FIFO bytes (frames,
 // headers included) per second. Reported besides:
 //
@@ -39,27 +40,43 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/s3logs/s3logs/bench/workload"
 	"github.com/s3logs/s3logs/driver/fifo"
 	"github.com/s3logs/s3logs/driver/logentry"
 	"github.com/s3logs/s3logs/driver/record"
+	"github.com/s3logs/s3logs/internal/loggen"
 	"github.com/s3logs/s3logs/segment"
 )
 
 // pipelineStream is one recorded FIFO stream.
 type pipelineStream struct {
-	kind    workload.Kind
 	data    []byte // framed LogEntry messages
 	records int
 }
 
+// pipelineKind is a line shape of the benchmarks, named as in their names
+// (records=short, records=json), which bench/ parses.
+type pipelineKind string
+
+const (
+	kindShort pipelineKind = "short" // loggen.ModeSeq
+	kindJSON  pipelineKind = "json"  // loggen.ModeJSON
+)
+
+// mode is the generator mode of the shape.
+func (k pipelineKind) mode() loggen.Mode {
+	if k == kindJSON {
+		return loggen.ModeJSON
+	}
+	return loggen.ModeSeq
+}
+
 // pipelineWorkloads are the benchmark streams: the issue's workloads.
 var pipelineWorkloads = []struct {
-	kind  workload.Kind
+	kind  pipelineKind
 	lines int
 }{
-	{workload.Short, 2_000_000},
-	{workload.JSON, 200_000},
+	{kindShort, 2_000_000},
+	{kindJSON, 200_000},
 }
 
 var (
@@ -72,7 +89,7 @@ var recordedStart = time.Date(2026, 11, 27, 15, 44, 5, 123456789, time.UTC).Unix
 
 // recordStream returns (and caches) the FIFO bytes Docker writes for lines
 // lines of kind: one frame per line, stdout, newline stripped, 250 ns apart.
-func recordStream(tb testing.TB, kind workload.Kind, lines int) *pipelineStream {
+func recordStream(tb testing.TB, kind pipelineKind, lines int) *pipelineStream {
 	tb.Helper()
 	recordedMu.Lock()
 	defer recordedMu.Unlock()
@@ -81,8 +98,9 @@ func recordStream(tb testing.TB, kind workload.Kind, lines int) *pipelineStream 
 		return s
 	}
 	var data, line, msg []byte
+	spec := loggen.Spec{Mode: kind.mode(), Lines: lines}
 	for i := 0; i < lines; i++ {
-		line = workload.Append(line[:0], kind, i)
+		_, line = spec.Append(line[:0], i)
 		e := logentry.LogEntry{Source: "stdout", TimeNano: recordedStart + int64(i)*250, Line: line[:len(line)-1]}
 		msg = msg[:0]
 		if n := e.Size(); cap(msg) < n {
@@ -95,7 +113,7 @@ func recordStream(tb testing.TB, kind workload.Kind, lines int) *pipelineStream 
 		data = binary.BigEndian.AppendUint32(data, uint32(len(msg)))
 		data = append(data, msg...)
 	}
-	s := &pipelineStream{kind: kind, data: data, records: lines}
+	s := &pipelineStream{data: data, records: lines}
 	recorded[key] = s
 	return s
 }
@@ -295,9 +313,9 @@ func TestPipelineSteadyStateAllocs(t *testing.T) {
 		t.Skip("sync.Pool drops items at random (race detector): allocation counts are not meaningful")
 	}
 	for _, tc := range []struct {
-		kind  workload.Kind
+		kind  pipelineKind
 		lines int
-	}{{workload.Short, 300_000}, {workload.JSON, 30_000}} {
+	}{{kindShort, 300_000}, {kindJSON, 30_000}} {
 		kind := tc.kind
 		t.Run(string(kind), func(t *testing.T) {
 			rs := recordStream(t, kind, tc.lines)
@@ -408,7 +426,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 func BenchmarkPipelineSmallReads(b *testing.B) {
 	for _, size := range []int{512, 4 << 10, 64 << 10} {
 		b.Run(fmt.Sprintf("read=%d", size), func(b *testing.B) {
-			rs := recordStream(b, workload.Short, 2_000_000)
+			rs := recordStream(b, kindShort, 2_000_000)
 			sp := benchSpool(b, b.TempDir(), true)
 			var recs int64
 			onSeal := func(s segment.Sealed) {

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/s3logs/s3logs/internal/dockerplugin"
 	"github.com/s3logs/s3logs/internal/loggen"
 	"github.com/s3logs/s3logs/internal/miniotest"
 )
@@ -37,10 +38,16 @@ const (
 	labelKey = "s3logs-e2e"
 	// exitDeadline is the issue's promise: with S3 reachable, a stopped
 	// container's last lines are in the bucket within 5 s of its exit.
+	// `make bench` measures that figure against this budget (0.2 to 2.9 s
+	// seen); the tests wait exitBound.
 	exitDeadline = 5 * time.Second
-	// deadlineMargin absorbs the poll interval and the latency of noticing
-	// the exit (docker wait / docker stop returning).
-	deadlineMargin = time.Second
+	// exitBound is how long the tests wait for a stopped container's last
+	// lines to be in S3, and for the spool to drain. It leaves a loaded
+	// 2-core machine six times the promise, and still fails a segment left
+	// waiting for its age (segment-age, 5 min by default), for the next
+	// container or for a retry: those are a different kind of wrong, not a
+	// few seconds late.
+	exitBound = 30 * time.Second
 	// slowDeadline bounds waits where only completeness matters.
 	slowDeadline = 60 * time.Second
 	// pollInterval is the S3 polling period.
@@ -192,43 +199,22 @@ func (s *suite) buildImage(t *testing.T) {
 	docker(t, "image", "prune", "-f", "--filter", "label=s3logs.build")
 }
 
-// pluginSettings is the part of `docker plugin inspect` the suite changes.
-type pluginSettings struct {
-	Enabled  bool
-	Settings struct {
-		Env    []string
-		Mounts []struct {
-			Name   string
-			Source string
-		}
-	}
-}
-
 // configurePlugin sets the MinIO credentials and the temporary spool on the
 // plugin and restores the earlier settings when t ends.
 func (s *suite) configurePlugin(t *testing.T) {
 	prev := s.inspectPlugin(t)
-	changed := map[string]bool{"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true, "AWS_REGION": true}
-	var restore []string
-	for _, kv := range prev.Settings.Env {
-		if k, _, ok := strings.Cut(kv, "="); ok && changed[k] {
-			restore = append(restore, kv)
-		}
-	}
-	for _, m := range prev.Settings.Mounts {
-		if m.Name != "spool" {
-			continue
-		}
-		src := m.Source
-		if _, err := os.Stat(src); err != nil {
-			// Left by an interrupted run (a removed temporary folder):
-			// restore the default instead, or enable would fail.
-			src = defaultSpool
-			if err := os.MkdirAll(src, 0o700); err != nil {
-				t.Fatal(err)
+	restore := prev.Saved("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "spool.source")
+	for i, kv := range restore {
+		if src, ok := strings.CutPrefix(kv, "spool.source="); ok {
+			if _, err := os.Stat(src); err != nil {
+				// Left by an interrupted run (a removed temporary folder):
+				// restore the default instead, or enable would fail.
+				if err := os.MkdirAll(defaultSpool, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				restore[i] = "spool.source=" + defaultSpool
 			}
 		}
-		restore = append(restore, "spool.source="+src)
 	}
 	s.setPlugin(t,
 		"AWS_ACCESS_KEY_ID="+s.minio.AccessKey,
@@ -248,24 +234,26 @@ func (s *suite) configurePlugin(t *testing.T) {
 	})
 }
 
-// inspectPlugin returns the plugin's current settings.
-func (s *suite) inspectPlugin(t *testing.T) pluginSettings {
+// inspectPlugin returns the plugin's current state.
+func (s *suite) inspectPlugin(t testing.TB) dockerplugin.Plugin {
 	t.Helper()
-	var all []pluginSettings
-	if err := json.Unmarshal(docker(t, "plugin", "inspect", s.plugin), &all); err != nil || len(all) != 1 {
-		t.Fatalf("plugin inspect %s: %d results, %v", s.plugin, len(all), err)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	p, err := dockerplugin.Inspect(ctx, s.plugin)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return all[0]
+	return p
 }
 
 // setPlugin disables the plugin, applies the settings and enables it.
-func (s *suite) setPlugin(t *testing.T, settings ...string) {
+func (s *suite) setPlugin(t testing.TB, settings ...string) {
 	t.Helper()
-	if s.inspectPlugin(t).Enabled {
-		docker(t, "plugin", "disable", "--force", s.plugin)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*cmdTimeout)
+	defer cancel()
+	if err := dockerplugin.Set(ctx, s.plugin, settings...); err != nil {
+		t.Fatal(err)
 	}
-	docker(t, append([]string{"plugin", "set", s.plugin}, settings...)...)
-	docker(t, "plugin", "enable", s.plugin)
 }
 
 // bucketName makes a valid, run-unique bucket name from a test tag.
@@ -527,6 +515,20 @@ func (s *suite) list(ctx context.Context, bucket, prefix string) ([]object, erro
 	return objs, nil
 }
 
+// getObject returns an object's body and user metadata.
+func (s *suite) getObject(ctx context.Context, bucket, key string) (body []byte, meta map[string]string, err error) {
+	resp, err := s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("GetObject %s/%s: %w", bucket, key, err)
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("GetObject %s/%s: %w", bucket, key, err)
+	}
+	return body, resp.Metadata, nil
+}
+
 // fetcher reads a container's objects with the Go client, caching each
 // object's decoded streams by key and ETag so polling downloads and parses
 // each object once.
@@ -549,14 +551,9 @@ func (f *fetcher) snapshot(ctx context.Context) ([]object, *streams, time.Time, 
 		ck := o.Key + "\x00" + o.ETag
 		parsed, ok := f.cache[ck]
 		if !ok {
-			resp, err := f.c.s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.c.bucket), Key: aws.String(o.Key)})
+			raw, _, err := f.c.s.getObject(ctx, f.c.bucket, o.Key)
 			if err != nil {
-				return nil, nil, listedAt, fmt.Errorf("GetObject %s/%s: %w", f.c.bucket, o.Key, err)
-			}
-			raw, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return nil, nil, listedAt, fmt.Errorf("GetObject %s/%s: %w", f.c.bucket, o.Key, err)
+				return nil, nil, listedAt, err
 			}
 			body, err := f.c.s.zdec.DecodeAll(raw, nil)
 			if err != nil {
@@ -694,11 +691,11 @@ func expectJSONFile(b []byte) []byte {
 // checkSpoolDrained waits until the plugin's spool holds nothing but its
 // lock and sequence counter (segments/.lock, segments/.seq): every segment
 // was uploaded and deleted, every container folder removed, and no stream
-// state is left once the containers are gone. It fails after exitDeadline
-// plus margin, listing what is left.
+// state is left once the containers are gone. It fails after exitBound,
+// listing what is left.
 func (s *suite) checkSpoolDrained(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(exitDeadline + deadlineMargin)
+	deadline := time.Now().Add(exitBound)
 	for {
 		var left []string
 		err := filepath.WalkDir(s.spool, func(p string, d fs.DirEntry, err error) error {

@@ -37,7 +37,9 @@ func TestMetrics(t *testing.T) {
 	minioDown := false
 	t.Cleanup(func() {
 		if minioDown {
-			s.minio.Restart(t)
+			if err := s.minio.Restart(); err != nil {
+				t.Error(err)
+			}
 		}
 	})
 	pm.waitHealthy(t)
@@ -123,7 +125,7 @@ func TestMetrics(t *testing.T) {
 		bucket := s.bucketName("metrics-outage")
 		s.createBucket(t, bucket)
 		before := pm.scrape(t)
-		s.minio.Stop(t)
+		s.minio.Stop()
 		minioDown = true
 		// The container's segments, sealed every second, wait in the spool.
 		c := &container{s: s, name: s.containerName("metrics-outage"), bucket: bucket, spec: spec}
@@ -168,7 +170,9 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/healthz with S3 down: %d %q (S3 is not the plugin's health)", code, body)
 		}
 
-		s.minio.Restart(t)
+		if err := s.minio.Restart(); err != nil {
+			t.Fatal(err)
+		}
 		minioDown = false
 		c.wait(t)
 		c.waitContent(t, time.Now(), time.Now().Add(slowDeadline), wantOut, nil)
@@ -197,13 +201,15 @@ func TestMetrics(t *testing.T) {
 		if before[`s3logs_spool_limit_bytes`] != 1<<20 {
 			t.Errorf("spool limit %v, want SPOOL_LIMIT=1m", before[`s3logs_spool_limit_bytes`])
 		}
-		s.minio.Stop(t)
+		s.minio.Stop()
 		minioDown = true
 		c.run(t, "segment-size=64k")
 		c.wait(t)
 		time.Sleep(2 * time.Second) // the janitor visits every second
 		full := pm.scrape(t)
-		s.minio.Restart(t)
+		if err := s.minio.Restart(); err != nil {
+			t.Fatal(err)
+		}
 		minioDown = false
 		after := pm.waitSettled(t)
 		_, out, _, _ := c.fetchAll(t)

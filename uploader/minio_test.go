@@ -277,14 +277,16 @@ func TestMinIORestart(t *testing.T) {
 		}
 	}()
 	waitFor(t, 30*time.Second, "some uploads", func() bool { return u.Pending() <= 24 })
-	srv.Stop(t)
+	srv.Stop()
 	time.Sleep(time.Second)
 	mid := u.Pending()
 	if mid == 0 {
 		t.Fatal("all segments uploaded before MinIO stopped; the test proves nothing")
 	}
 	attemptsDown, _ := cp.snapshot()
-	srv.Restart(t)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 30*time.Second, "uploads after restart", func() bool { return u.Pending() == 0 })
 	close(stopChecking)
 	<-checked

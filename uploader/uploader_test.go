@@ -315,8 +315,11 @@ func TestCloseDeadline(t *testing.T) {
 		if err := u.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Close = %v, want DeadlineExceeded", err)
 		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("Close took %s", d)
+		// Close must give up at its 100 ms deadline instead of waiting for
+		// the hung upload; 5 s catches a wait for it, or a grace of its
+		// own, with room for a loaded machine.
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Close took %s with a 100 ms deadline", d)
 		}
 		if !exists(t, seg.Path()) || !exists(t, seg.MetaPath()) || u.Pending() != 1 {
 			t.Errorf("cancelled segment not kept (Pending %d)", u.Pending())

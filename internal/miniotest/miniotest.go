@@ -1,14 +1,20 @@
-// Package miniotest starts throwaway MinIO servers for integration tests.
+// Package miniotest starts throwaway MinIO servers for the integration and
+// end-to-end tests and for the benchmark harness.
 //
-// The MinIO binary is pinned (see MinIOModule) and built on demand into
-// <repo root>/bin; MinIO is AGPL-licensed and is only ever run as a separate
-// process, never imported. Every helper reports problems with tb.Fatal and
-// never skips: integration tests that depend on MinIO must run in CI.
+// The MinIO version is pinned in one place, the file minio.module in this
+// folder (see Module), which the Makefile reads too. The binary is built on
+// demand into <repo root>/bin; MinIO is AGPL-licensed and is only ever run
+// as a separate process, never imported.
+//
+// Tests call Start, which reports problems with tb.Fatal and never skips:
+// integration tests that depend on MinIO must run in CI. Programs that are
+// not tests (the benchmark harness) call Launch and Close.
 package miniotest
 
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -20,7 +26,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,28 +36,31 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// MinIOModule is the pinned module version that Binary builds when no
-// binary is present.
-const MinIOModule = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+// moduleFile is minio.module: one line, the pinned module@version. It is
+// read-only; Module returns it trimmed.
+//
+//go:embed minio.module
+var moduleFile string
 
-// ReadyTimeout bounds how long Start and Restart wait for the server to
-// answer its readiness probe.
+// Module returns the pinned MinIO module and version ("module@version"),
+// the single line of minio.module. Binary builds it; `make minio` builds
+// the same from the same file.
+func Module() string { return strings.TrimSpace(moduleFile) }
+
+// ReadyTimeout bounds how long Launch, Start and Restart wait for the
+// server to answer its readiness probe.
 const ReadyTimeout = 60 * time.Second
 
 // stopTimeout is how long Stop waits after SIGTERM before SIGKILL.
 const stopTimeout = 10 * time.Second
 
-// buildMu serialises builds inside one test binary; the file lock in
-// Binary serialises them across test binaries.
-var buildMu sync.Mutex
-
 // Binary returns the path of the pinned MinIO binary: $MINIO_BIN if set,
 // else <repo root>/bin/minio, where the repo root is the nearest folder
 // above the working directory that holds go.mod. When that file is missing
-// it is built with `go install` (about 2.5 minutes), under an exclusive file
-// lock (<repo root>/bin/.minio.lock) so that test binaries running in
-// parallel build it once. Any failure is fatal; Binary never skips.
-// It is safe for concurrent use.
+// it is built with `go install` of Module (about 2.5 minutes), under an
+// exclusive file lock (<repo root>/bin/.minio.lock) so that goroutines and
+// test binaries running in parallel build it once. Any failure is fatal;
+// Binary never skips. It is safe for concurrent use.
 func Binary(tb testing.TB) string {
 	tb.Helper()
 	if p := os.Getenv("MINIO_BIN"); p != "" {
@@ -69,11 +78,11 @@ func Binary(tb testing.TB) string {
 	if isExecutable(bin) {
 		return bin
 	}
-	buildMu.Lock()
-	defer buildMu.Unlock()
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		tb.Fatalf("miniotest: %v", err)
 	}
+	// flock(2) locks belong to the open file description, so this lock also
+	// serialises goroutines of one process, each with its own open.
 	lock, err := os.OpenFile(filepath.Join(binDir, ".minio.lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		tb.Fatalf("miniotest: %v", err)
@@ -83,24 +92,25 @@ func Binary(tb testing.TB) string {
 		tb.Fatalf("miniotest: lock %s: %v", lock.Name(), err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if isExecutable(bin) { // built by another process while we waited
+	if isExecutable(bin) { // built by someone else while we waited
 		return bin
 	}
-	tb.Logf("miniotest: building %s into %s (takes a few minutes)", MinIOModule, binDir)
+	mod := Module()
+	tb.Logf("miniotest: building %s into %s (takes a few minutes)", mod, binDir)
 	start := time.Now()
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goTool); err != nil {
 		goTool = "go"
 	}
-	cmd := exec.Command(goTool, "install", MinIOModule)
+	cmd := exec.Command(goTool, "install", mod)
 	cmd.Env = append(os.Environ(), "GOBIN="+binDir, "CGO_ENABLED=0")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		tb.Fatalf("miniotest: go install %s: %v\n%s", MinIOModule, err, out)
+		tb.Fatalf("miniotest: go install %s: %v\n%s", mod, err, out)
 	}
 	if !isExecutable(bin) {
-		tb.Fatalf("miniotest: go install %s succeeded but %s is missing", MinIOModule, bin)
+		tb.Fatalf("miniotest: go install %s succeeded but %s is missing", mod, bin)
 	}
 	tb.Logf("miniotest: built MinIO in %s", time.Since(start).Round(time.Second))
 	return bin
@@ -130,9 +140,9 @@ func repoRoot() (string, error) {
 }
 
 // Server is a MinIO server running as a child process on 127.0.0.1.
-// Its fields are set by Start and must not be changed. A Server is meant
-// for one test goroutine; Stop, Restart and Client must not be called
-// concurrently with each other.
+// Its fields are set by Launch and must not be changed. A Server is meant
+// for one goroutine; Stop, Restart, Close and the client constructors must
+// not be called concurrently with each other.
 type Server struct {
 	// Endpoint is the S3 endpoint URL, e.g. "http://127.0.0.1:41234".
 	Endpoint string
@@ -141,7 +151,7 @@ type Server struct {
 	// Region is the region the server accepts in signatures ("us-east-1").
 	Region string
 	// DataDir is the server's data folder; it survives Stop and Restart and
-	// is removed when the test ends.
+	// is removed by Close.
 	DataDir string
 	// KMSKey is the name of the server's KMS key (Options.KMSKey), "" when
 	// it has none.
@@ -150,6 +160,7 @@ type Server struct {
 	kmsSecret string // MINIO_KMS_SECRET_KEY, kept for Restart
 
 	bin         string
+	dir         string // holds DataDir, the certs folder and the log; removed by Close
 	addr        string
 	consoleAddr string
 	certsDir    string
@@ -158,16 +169,8 @@ type Server struct {
 	exited      chan struct{} // closed when cmd has been waited for
 }
 
-// Start builds MinIO if needed (see Binary), starts a server on a free port
-// of 127.0.0.1 with a temporary data folder and random credentials, and
-// waits until it is ready (deadline ReadyTimeout). The server is stopped and
-// its process group killed by tb.Cleanup.
-func Start(tb testing.TB) *Server {
-	tb.Helper()
-	return StartOptions(tb, Options{})
-}
-
-// Options change the server Start starts. The zero value is Start's.
+// Options change the server Launch starts. The zero value gives random
+// root credentials and no KMS.
 type Options struct {
 	// KMSKey, when set, gives the server a built-in KMS key of that name
 	// (MINIO_KMS_SECRET_KEY with 32 random bytes), so that it takes
@@ -180,16 +183,37 @@ type Options struct {
 	AccessKey, SecretKey string
 }
 
-// StartOptions is Start with opts.
-func StartOptions(tb testing.TB, opts Options) *Server {
-	tb.Helper()
-	bin := Binary(tb)
+// Launch starts the MinIO binary bin on a free port of 127.0.0.1 with a
+// new temporary folder for its data and random root credentials, and waits
+// until it is ready (deadline ReadyTimeout). The caller must Close it; its
+// process is also killed when the calling process dies.
+func Launch(bin string) (*Server, error) { return LaunchOptions(bin, Options{}) }
+
+// LaunchOptions is Launch with opts.
+func LaunchOptions(bin string, opts Options) (*Server, error) {
+	dir, err := os.MkdirTemp("", "s3logs-minio-")
+	if err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
 	s := &Server{
-		AccessKey: "mt" + randHex(tb, 8),
-		SecretKey: randHex(tb, 20),
-		Region:    "us-east-1",
-		DataDir:   tb.TempDir(),
-		bin:       bin,
+		Region:   "us-east-1",
+		DataDir:  filepath.Join(dir, "data"),
+		bin:      bin,
+		dir:      dir,
+		certsDir: filepath.Join(dir, "certs"),
+		logPath:  filepath.Join(dir, "minio.log"),
+	}
+	fail := func(err error) (*Server, error) {
+		tail := s.logTail()
+		s.Close()
+		return nil, fmt.Errorf("miniotest: start MinIO: %w\n%s", err, tail)
+	}
+	if s.AccessKey, err = randHex(8); err != nil {
+		return fail(err)
+	}
+	s.AccessKey = "mt" + s.AccessKey
+	if s.SecretKey, err = randHex(20); err != nil {
+		return fail(err)
 	}
 	if opts.AccessKey != "" && opts.SecretKey != "" {
 		s.AccessKey, s.SecretKey = opts.AccessKey, opts.SecretKey
@@ -197,38 +221,59 @@ func StartOptions(tb testing.TB, opts Options) *Server {
 	if opts.KMSKey != "" {
 		key := make([]byte, 32)
 		if _, err := rand.Read(key); err != nil {
-			tb.Fatalf("miniotest: %v", err)
+			return fail(err)
 		}
 		s.KMSKey = opts.KMSKey
 		s.kmsSecret = opts.KMSKey + ":" + base64.StdEncoding.EncodeToString(key)
 	}
-	aux := tb.TempDir()
-	s.certsDir = filepath.Join(aux, "certs")
-	s.logPath = filepath.Join(aux, "minio.log")
-	if err := os.MkdirAll(s.certsDir, 0o700); err != nil {
-		tb.Fatalf("miniotest: %v", err)
+	for _, d := range []string{s.DataDir, s.certsDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return fail(err)
+		}
 	}
-	tb.Cleanup(func() { s.kill() })
-	var lastErr error
 	for range 3 { // a free port can be taken between probing and binding
-		s.addr = freeAddr(tb)
-		s.consoleAddr = freeAddr(tb)
+		if s.addr, err = freeAddr(); err != nil {
+			return fail(err)
+		}
+		if s.consoleAddr, err = freeAddr(); err != nil {
+			return fail(err)
+		}
 		s.Endpoint = "http://" + s.addr
-		if lastErr = s.launch(); lastErr == nil {
-			return s
+		if err = s.launch(); err == nil {
+			return s, nil
 		}
 		s.kill()
 	}
-	tb.Fatalf("miniotest: start MinIO: %v\n%s", lastErr, s.logTail())
-	return nil
+	return fail(err)
+}
+
+// Start builds MinIO if needed (see Binary) and launches a server (see
+// Launch); a failure is fatal. tb.Cleanup closes the server.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	return StartOptions(tb, Options{})
+}
+
+// StartOptions is Start with opts (see LaunchOptions).
+func StartOptions(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	s, err := LaunchOptions(Binary(tb), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("miniotest: %v", err)
+		}
+	})
+	return s
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL of its process group after
 // 10 s) and waits for it to exit. The data folder is kept, so Restart
 // brings the same buckets and objects back. Stopping a stopped server is a
 // no-op.
-func (s *Server) Stop(tb testing.TB) {
-	tb.Helper()
+func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
@@ -236,7 +281,6 @@ func (s *Server) Stop(tb testing.TB) {
 	select {
 	case <-s.exited:
 	case <-time.After(stopTimeout):
-		tb.Logf("miniotest: MinIO did not stop within %s; killing it", stopTimeout)
 	}
 	s.kill()
 }
@@ -244,37 +288,57 @@ func (s *Server) Stop(tb testing.TB) {
 // Restart starts the server again on the same address with the same data
 // folder and credentials (stopping it first if it runs) and waits until it
 // is ready.
-func (s *Server) Restart(tb testing.TB) {
-	tb.Helper()
-	s.Stop(tb)
+func (s *Server) Restart() error {
+	s.Stop()
 	var err error
 	for range 20 { // the old listener may take a moment to be released
 		if err = s.launch(); err == nil {
-			return
+			return nil
 		}
 		s.kill()
 		time.Sleep(250 * time.Millisecond)
 	}
-	tb.Fatalf("miniotest: restart MinIO on %s: %v\n%s", s.addr, err, s.logTail())
+	return fmt.Errorf("miniotest: restart MinIO on %s: %w\n%s", s.addr, err, s.logTail())
 }
 
-// Client returns an S3 client for the server: path-style addressing, the
-// server's static root credentials, region s.Region. Its idle connections
-// are closed by tb.Cleanup.
+// Close kills the server and removes its folder with the data. Closing a
+// closed server is a no-op.
+func (s *Server) Close() error {
+	s.kill()
+	if s.dir == "" {
+		return nil
+	}
+	err := os.RemoveAll(s.dir)
+	s.dir = ""
+	return err
+}
+
+// Client returns an S3 client for the server (see NewClient) whose idle
+// connections are closed by tb.Cleanup.
 func (s *Server) Client(tb testing.TB) *s3.Client {
 	tb.Helper()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tb.Cleanup(tr.CloseIdleConnections)
-	return s3.New(s3.Options{
+	return s.NewClient(&http.Client{Transport: tr})
+}
+
+// NewClient returns an S3 client for the server that sends its requests
+// with hc (nil: the SDK's default client): path-style addressing, the
+// server's root credentials, region s.Region.
+func (s *Server) NewClient(hc *http.Client) *s3.Client {
+	o := s3.Options{
 		Region:       s.Region,
 		BaseEndpoint: aws.String(s.Endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
-		HTTPClient:   &http.Client{Transport: tr},
 		// Only what S3 requires: keeps the client usable with any MinIO version.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	})
+	}
+	if hc != nil {
+		o.HTTPClient = hc
+	}
+	return s3.New(o)
 }
 
 // CreateBucket creates a bucket on the server; failure is fatal.
@@ -372,22 +436,21 @@ func (s *Server) logTail() string {
 }
 
 // freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
+func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("miniotest: %v", err)
+		return "", err
 	}
 	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
 }
 
-func randHex(tb testing.TB, n int) string {
+func randHex(n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
-		tb.Fatalf("miniotest: %v", err)
+		return "", err
 	}
-	return hex.EncodeToString(b)
+	return hex.EncodeToString(b), nil
 }
 
 // SetEnv points the AWS SDK's default chain at the server for the rest of

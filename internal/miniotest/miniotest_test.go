@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -28,7 +30,9 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	s.Restart(t)
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("restart took %s", time.Since(start))
 	out, err := s.Client(t).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("lifecycle"), Key: aws.String("a/b")})
 	if err != nil {
@@ -39,8 +43,44 @@ func TestServerLifecycle(t *testing.T) {
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("got %q, %v; want %q", got, err, body)
 	}
-	s.Stop(t)
+	s.Stop()
 	if _, err := s.Client(t).ListBuckets(ctx, &s3.ListBucketsInput{}); err == nil {
 		t.Fatal("ListBuckets succeeded on a stopped server")
+	}
+}
+
+// TestModule: minio.module holds exactly one line, a module@version that
+// `go install` accepts (the Makefile installs the same line).
+func TestModule(t *testing.T) {
+	b, err := os.ReadFile("minio.module")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^github\.com/minio/minio@v[0-9][^\s@]*\n$`).Match(b) {
+		t.Fatalf("minio.module = %q, want one line module@version", b)
+	}
+	if got := Module(); got+"\n" != string(b) {
+		t.Fatalf("Module() = %q, want the file's line", got)
+	}
+}
+
+// TestCloseRemovesData: Close kills the server and removes its folder; a
+// second Close is a no-op.
+func TestCloseRemovesData(t *testing.T) {
+	s, err := Launch(Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.DataDir); !os.IsNotExist(err) {
+		t.Fatalf("data folder after Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }

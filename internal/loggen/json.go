@@ -1,59 +1,16 @@
-// Package workload generates the log lines of the s3logs benchmarks.
-//
-// The same bytes feed the Go pipeline benchmark (driver/pipeline_bench_test.go,
-// as a recorded FIFO stream) and the containers of the end-to-end harness
-// (bench/gen), so the two measurements describe the same records. Every
-// function is deterministic: line i is the same on every call and machine.
-// The functions are safe for concurrent use.
-package workload
+package loggen
 
-import (
-	"strconv"
-)
+import "strconv"
 
-// Kind names a line shape.
-type Kind string
+// The lines of ModeJSON: JSON application logs (a request record with ids,
+// HTTP and SQL details and a cart) of 1000 to 1100 bytes, newline included,
+// built without allocating (the generator's cost is part of what a
+// benchmarked container spends). Line i is the same on every call and
+// machine.
 
-// The line shapes.
-const (
-	// Short lines are what `seq 1 N` prints: "1\n", "2\n", ... (line i is
-	// the decimal number i+1).
-	Short Kind = "short"
-	// JSON lines are JSON application logs (a request record with ids,
-	// HTTP and SQL details and a cart) of 1000 to 1100 bytes, newline included.
-	JSON Kind = "json"
-)
-
-// JSONMinSize is the smallest JSON line, newline included; the cart is
+// jsonMinSize is the smallest JSON line, newline included; the cart is
 // extended until a line reaches it.
-const JSONMinSize = 1000
-
-// Append appends line i (0-based) of kind k, with its trailing newline, to
-// dst and returns the extended slice. It panics on an unknown kind.
-func Append(dst []byte, k Kind, i int) []byte {
-	switch k {
-	case Short:
-		return AppendShort(dst, i)
-	case JSON:
-		return AppendJSON(dst, i)
-	}
-	panic("workload: unknown kind " + strconv.Quote(string(k)))
-}
-
-// ParseKind returns the Kind named s, or false.
-func ParseKind(s string) (Kind, bool) {
-	switch Kind(s) {
-	case Short, JSON:
-		return Kind(s), true
-	}
-	return "", false
-}
-
-// AppendShort appends line i of the Short kind: the number i+1 and '\n'.
-func AppendShort(dst []byte, i int) []byte {
-	dst = strconv.AppendInt(dst, int64(i)+1, 10)
-	return append(dst, '\n')
-}
+const jsonMinSize = 1000
 
 const hexDigits = "0123456789abcdef"
 
@@ -105,10 +62,10 @@ var (
 // jsonStart is the ts of line 0 in Unix milliseconds (2026-11-27T15:44:05.123Z).
 const jsonStart = 1795794245123
 
-// AppendJSON appends line i of the JSON kind to dst: one JSON object of at
-// least JSONMinSize bytes and '\n'. About a third of its bytes are random ids
+// appendJSON appends line i of ModeJSON to dst: one JSON object of at
+// least jsonMinSize bytes and '\n'. About a third of its bytes are random ids
 // and numbers; the rest repeats from line to line, as in real request logs.
-func AppendJSON(dst []byte, i int) []byte {
+func appendJSON(dst []byte, i int) []byte {
 	start := len(dst)
 	r := rng(uint64(i)*0x2545f4914f6cdd1d + 20261127)
 	dst = append(dst, `{"ts":"`...)
@@ -176,7 +133,7 @@ func AppendJSON(dst []byte, i int) []byte {
 		dst = append(dst, `,"price":`...)
 		dst = appendMillis(dst, 100+r.intn(500000))
 		dst = append(dst, '}')
-		if len(dst)-start+3 >= JSONMinSize {
+		if len(dst)-start+3 >= jsonMinSize {
 			break
 		}
 	}
