@@ -1,6 +1,8 @@
 # s3logs: build, package as a Docker managed plugin, test, demo.
-# Needs Go, a running Docker Engine (for plugin, e2e, demo), and for the tests
-# and demo zstd, jq and the aws CLI. Nothing is pulled from a registry.
+# Needs Go and make. `make demo` and `make test` install and start what else
+# they need (scripts/engine.sh: Debian's docker.io, zstd, jq, awscli, curl,
+# docker-registry; as root); the other Docker targets need a running engine.
+# Nothing is pulled from a registry.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -68,8 +70,10 @@ minio: bin/minio
 bin/minio:
 	GOBIN=$(CURDIR)/bin $(GO) install $(MINIO_MODULE)
 
-## test: unit and MinIO integration tests with -race, then the e2e suite
-test: unit e2e
+## test: unit and MinIO integration tests with -race, then the e2e suite; starts
+## (and afterwards stops) a Docker Engine if none runs, installing what is missing
+test:
+	S3LOGS_ENGINE_BY='make test' scripts/engine.sh run test -- $(MAKE) --no-print-directory unit e2e
 
 unit: minio
 	$(GO) vet ./...
@@ -82,9 +86,13 @@ e2e: plugin minio
 	S3LOGS_PLUGIN=$(PLUGIN) S3LOGS_LOGGEN_IMAGE=$(LOGGEN_IMAGE) \
 	  $(GO) test -race -count=1 -timeout 30m -parallel 8 -v $(E2E_FLAGS) ./e2e
 
-## demo: install the plugin, log a container to a throwaway MinIO, print what landed in S3
-demo: plugin loggen-image minio
+## demo: install the plugin, log a container to a throwaway MinIO, print what landed in S3;
+## starts a Docker Engine if none runs, installing what is missing, and leaves it running
+demo:
+	S3LOGS_ENGINE_BY='make demo' scripts/engine.sh up demo
+	$(MAKE) --no-print-directory plugin loggen-image minio
 	PLUGIN=$(PLUGIN) LOGGEN_IMAGE=$(LOGGEN_IMAGE) MINIO=$(CURDIR)/bin/minio scripts/demo.sh
+	@scripts/engine.sh status
 
 # Benchmark null plugin (cmd/nullplugin) and workload image (bench/gen).
 NULL_PLUGIN ?= s3logs-null:latest
