@@ -1,4 +1,4 @@
-# s3logs: build, package as a Docker managed plugin, test, demo.
+# s3logs: build, package as a Docker managed plugin, test, demo, publish.
 # Needs Go and make. `make demo` and `make test` install and start what else
 # they need (scripts/engine.sh: Debian's docker.io, zstd, jq, awscli, curl,
 # docker-registry; as root); the other Docker targets need a running engine.
@@ -25,7 +25,7 @@ CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 # Every package except the end-to-end suite, which needs the installed plugin.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: FORCE all build rootfs plugin loggen-image test unit e2e demo bench bench-go bench-e2e nullplugin bench-image clean distclean minio
+.PHONY: FORCE all build rootfs plugin push loggen-image test unit e2e demo bench bench-go bench-e2e nullplugin bench-image clean distclean minio
 
 all: build
 
@@ -55,6 +55,10 @@ rootfs: bin/s3logs
 ## plugin: install (or reinstall) the plugin as $(PLUGIN) and enable it
 plugin: rootfs
 	PLUGIN=$(PLUGIN) SPOOL=$(SPOOL) scripts/install-plugin.sh
+
+## push: publish this build to a registry as $(PLUGIN), e.g. make push PLUGIN=registry.example.com/s3logs:1.0.0
+push: rootfs
+	PLUGIN=$(PLUGIN) scripts/push-plugin.sh
 
 ## loggen-image: the test image $(LOGGEN_IMAGE) (FROM scratch + bin/loggen)
 loggen-image: bin/loggen
