@@ -2,7 +2,7 @@
 # Needs Go and make. `make demo` and `make test` install and start what else
 # they need (scripts/engine.sh: Debian's docker.io, zstd, jq, awscli, curl,
 # docker-registry; as root); the other Docker targets need a running engine.
-# Nothing is pulled from a registry.
+# Nothing is pulled from a public registry.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
