@@ -440,6 +440,7 @@ func regErrLine(err error) string {
 	return s
 }
 
+// regHasEnv reports whether the plugin settings env hold exactly kv.
 func regHasEnv(env []string, kv string) bool {
 	for _, e := range env {
 		if e == kv {
@@ -487,6 +488,7 @@ func (i regPluginInfo) mountSource(running bool) string {
 	return ""
 }
 
+// inspect returns the plugin's `docker plugin inspect`.
 func (p *regPlugin) inspect(t testing.TB) regPluginInfo {
 	t.Helper()
 	var all []regPluginInfo

@@ -4,11 +4,12 @@
 # fresh Debian machine needs nothing but Go and make.
 #
 #   scripts/engine.sh up demo|test
-#       Installs what is missing (Debian packages, as root): docker.io when
-#       dockerd or docker is missing, zstd, jq, awscli, curl, and for `test`
+#       Installs what is missing (Debian packages, as root): zstd, jq,
+#       awscli, curl, docker.io when the docker CLI is missing, and for `test`
 #       docker-registry (the registry e2e test runs its own on a free port;
 #       the package's service is not started). If `docker version` reaches no
-#       daemon, starts one the way CI always has:
+#       daemon, installs docker.io when dockerd is missing and starts one the
+#       way CI always has:
 #         dockerd --iptables=false --ip-masq=false --bridge=none $DOCKERD_FLAGS
 #       in its own session, output appended to $DOCKERD_LOG, and waits until
 #       it answers. The dockerd started is recorded in $STATE and left
@@ -34,7 +35,8 @@
 # DOCKERD_TIMEOUT seconds to wait for it (60), DOCKERD_FLAGS extra flags
 # (e.g. -H/--data-root/--exec-root/--pidfile to run next to another engine,
 # with a matching DOCKER_HOST and DOCKERD_PIDFILE), DOCKERD_PIDFILE (default
-# /var/run/docker.pid), S3LOGS_ENGINE_STATE (default
+# /var/run/docker.pid), DOCKERD_STOP_TIMEOUT seconds a stopping dockerd may
+# take before SIGKILL (60), S3LOGS_ENGINE_STATE (default
 # /run/s3logs-engine.state).
 set -euo pipefail
 
@@ -119,12 +121,13 @@ need_registry() {
 	fi
 }
 
-# tools installs what the given purpose (demo or test) calls.
+# tools installs what the given purpose (demo or test) calls, but not the
+# engine itself (up installs dockerd only when no engine answers).
 tools() {
 	case $1 in
-	demo) need docker dockerd zstd jq aws curl ;;
+	demo) need docker zstd jq aws curl ;;
 	test)
-		need docker dockerd zstd jq aws curl
+		need docker zstd jq aws curl
 		need_registry
 		;;
 	*) die "unknown purpose '$1' (want demo or test)" ;;
@@ -156,14 +159,7 @@ state_get() { sed -n "s/^$1=//p" "$STATE" 2>/dev/null | head -n 1; }
 # start_dockerd starts dockerd, waits until it answers and records it.
 start_dockerd() {
 	local by=$1 pid deadline
-	[ "$(id -u)" -eq 0 ] || die "no Docker Engine answers and only root can start one: run this as root, or start dockerd yourself"
-	# A dockerd that runs but does not answer (still starting, or stuck) must
-	# not get a second one next to it on the same pidfile and data root.
-	local other
-	other=$(cat "$DOCKERD_PIDFILE" 2>/dev/null || true)
-	if is_dockerd "$other"; then
-		die "dockerd (pid $other) is running but does not answer 'docker version'; not starting another (its log, if started here: $DOCKERD_LOG)"
-	fi
+	[ "$(id -u)" -eq 0 ] || die "no Docker Engine answers and only root can start one: run this as root, or start it yourself: sudo dockerd --iptables=false --ip-masq=false --bridge=none >>$DOCKERD_LOG 2>&1 &"
 	log "no Docker Engine answers; starting one: dockerd --iptables=false --ip-masq=false --bridge=none $DOCKERD_FLAGS (log: $DOCKERD_LOG)"
 	mkdir -p "$(dirname "$DOCKERD_LOG")"
 	# shellcheck disable=SC2086 # DOCKERD_FLAGS is a list of flags
@@ -206,9 +202,25 @@ up() {
 	tools "$purpose"
 	if engine_up; then
 		log "Docker Engine $(server_version) is running already; using it as it is"
-	else
-		start_dockerd "$by"
+		return 0
 	fi
+	need dockerd
+	# A dockerd that runs but does not answer yet (starting: the package's
+	# service, or a restart) gets no second one next to it on the same
+	# pidfile and data root; it is waited for and used as it is.
+	local other
+	other=$(cat "$DOCKERD_PIDFILE" 2>/dev/null || true)
+	if is_dockerd "$other"; then
+		log "dockerd pid $other runs but does not answer yet; waiting up to ${DOCKERD_TIMEOUT}s"
+		local deadline=$(($(date +%s) + DOCKERD_TIMEOUT))
+		until engine_up; do
+			[ "$(date +%s)" -lt "$deadline" ] || die "dockerd pid $other does not answer 'docker version'; not starting another next to it"
+			sleep 0.5
+		done
+		log "Docker Engine $(server_version) is up; using it as it is"
+		return 0
+	fi
+	start_dockerd "$by"
 }
 
 # recorded_dockerd prints the pid of the dockerd recorded in $STATE that
