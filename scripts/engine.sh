@@ -6,8 +6,8 @@
 #   scripts/engine.sh up demo|test
 #       Installs what is missing (Debian packages, as root): zstd, jq,
 #       awscli, curl, docker.io when the docker CLI is missing, and for `test`
-#       docker-registry (the registry e2e test runs its own on a free port;
-#       the package's service is not started). If `docker version` reaches no
+#       gcc, g++ (cgo) and docker-registry (the registry e2e test runs its own
+#       on a free port; the package's service is not started). If `docker version` reaches no
 #       daemon, installs docker.io when dockerd is missing and starts one the
 #       way CI always has:
 #         dockerd --iptables=false --ip-masq=false --bridge=none $DOCKERD_FLAGS
@@ -127,7 +127,8 @@ tools() {
 	case $1 in
 	demo) need docker zstd jq aws curl ;;
 	test)
-		need docker zstd jq aws curl
+		# gcc and g++: cgo, for the query module's DuckDB bindings.
+		need docker zstd jq aws curl gcc g++
 		need_registry
 		;;
 	*) die "unknown purpose '$1' (want demo or test)" ;;
