@@ -1,6 +1,8 @@
-# s3logs: build, package as a Docker managed plugin, test, demo.
-# Needs Go, a running Docker Engine (for plugin, e2e, demo), and for the tests
-# and demo zstd, jq and the aws CLI. Nothing is pulled from a registry.
+# s3logs: build, package as a Docker managed plugin, test, demo, publish.
+# Needs Go and make. `make demo` and `make test` install and start what else
+# they need (scripts/engine.sh: Debian's docker.io, zstd, jq, awscli, curl,
+# docker-registry; as root); the other Docker targets need a running engine.
+# Nothing is pulled from a public registry.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,7 +25,7 @@ CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 # Every package except the end-to-end suite, which needs the installed plugin.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: FORCE all build rootfs plugin loggen-image test unit e2e demo bench bench-go bench-e2e nullplugin bench-image clean distclean minio check-monitoring
+.PHONY: FORCE all build rootfs plugin push loggen-image test unit e2e demo bench bench-go bench-e2e nullplugin bench-image clean distclean minio check-monitoring
 
 all: build
 
@@ -54,6 +56,10 @@ rootfs: bin/s3logs
 plugin: rootfs
 	PLUGIN=$(PLUGIN) SPOOL=$(SPOOL) scripts/install-plugin.sh
 
+## push: publish this build to a registry as $(PLUGIN), e.g. make push PLUGIN=registry.example.com/s3logs:1.0.0
+push: rootfs
+	PLUGIN=$(PLUGIN) scripts/push-plugin.sh
+
 ## loggen-image: the test image $(LOGGEN_IMAGE) (FROM scratch + bin/loggen)
 loggen-image: bin/loggen
 	rm -rf build/loggen-context
@@ -68,8 +74,11 @@ minio: bin/minio
 bin/minio:
 	GOBIN=$(CURDIR)/bin $(GO) install $(MINIO_MODULE)
 
-## test: unit and MinIO integration tests with -race, then the e2e suite
-test: unit query-test e2e
+## test: unit and MinIO integration tests with -race, the query/ module, then the
+## e2e suite; starts (and afterwards stops) a Docker Engine if none runs,
+## installing what is missing
+test:
+	S3LOGS_ENGINE_BY='make test' scripts/engine.sh run test -- $(MAKE) --no-print-directory unit query-test e2e
 
 unit: minio check-monitoring
 	$(GO) vet ./...
@@ -114,9 +123,13 @@ e2e: plugin minio
 query-test:
 	cd query && CGO_ENABLED=1 $(GO) vet ./... && CGO_ENABLED=1 $(GO) test -count=1 ./...
 
-## demo: install the plugin, log a container to a throwaway MinIO, print what landed in S3
-demo: plugin loggen-image minio
+## demo: install the plugin, log a container to a throwaway MinIO, print what landed in S3;
+## starts a Docker Engine if none runs, installing what is missing, and leaves it running
+demo:
+	S3LOGS_ENGINE_BY='make demo' scripts/engine.sh up demo
+	$(MAKE) --no-print-directory plugin loggen-image minio
 	PLUGIN=$(PLUGIN) LOGGEN_IMAGE=$(LOGGEN_IMAGE) MINIO=$(CURDIR)/bin/minio scripts/demo.sh
+	@scripts/engine.sh status
 
 # Benchmark null plugin (cmd/nullplugin) and workload image (bench/gen).
 NULL_PLUGIN ?= s3logs-null:latest

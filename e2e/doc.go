@@ -9,9 +9,10 @@
 // (cmd/loggen, internal/loggen) wrote.
 //
 // Requirements: a running Docker Engine, the plugin installed, the aws CLI,
-// zstd, Go (to build the generator image) and MinIO (bin/minio, built on
-// demand). When one is missing the tests skip, except under CI=true, where
-// they fail.
+// zstd, Go (to build the generator image), MinIO (bin/minio, built on
+// demand) and, for TestRegistry, Debian's docker-registry (`make test`
+// installs what is missing and starts an engine if none runs). When one is
+// missing the tests skip, except under CI=true, where they fail.
 //
 // For the duration of each test the suite reconfigures the plugin (it is
 // the only user of the plugin on the machine): it disables it, sets the

@@ -3,17 +3,16 @@
 # throwaway MinIO server and prints what landed in S3. Expects the plugin
 # ($PLUGIN) installed, the generator image ($LOGGEN_IMAGE) built and MinIO at
 # $MINIO (the Makefile does all three). Needs docker, aws CLI and zstd.
+# MinIO listens on 127.0.0.1:19000 (console 19001), or on the next free pair
+# of ports when those are taken, or on DEMO_PORT (and DEMO_CONSOLE_PORT).
 # Leaves the plugin enabled with empty credentials, as `make plugin` installs it.
 set -euo pipefail
 
 PLUGIN=${PLUGIN:-s3logs:latest}
 LOGGEN_IMAGE=${LOGGEN_IMAGE:-s3logs-loggen:test}
 MINIO=${MINIO:-bin/minio}
-PORT=${DEMO_PORT:-19000}
-CONSOLE_PORT=${DEMO_CONSOLE_PORT:-$((PORT + 1))}
 BUCKET=s3logs-demo
 NAME=s3logs-demo
-ENDPOINT=http://127.0.0.1:$PORT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
@@ -22,16 +21,35 @@ for tool in docker aws zstd; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
 [ -x "$MINIO" ] || die "no MinIO binary at $MINIO (run: make minio)"
-for p in "$PORT" "$CONSOLE_PORT"; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-		die "port $p is in use; run with DEMO_PORT=<free port>"
-	fi
-done
+
+# MinIO's ports: DEMO_PORT (and DEMO_CONSOLE_PORT, default DEMO_PORT+1) when
+# given, which must then be free; otherwise the first free pair from 19000.
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [ -n "${DEMO_PORT:-}" ]; then
+	PORT=$DEMO_PORT
+	CONSOLE_PORT=${DEMO_CONSOLE_PORT:-$((PORT + 1))}
+	for p in "$PORT" "$CONSOLE_PORT"; do
+		in_use "$p" && die "port $p (DEMO_PORT/DEMO_CONSOLE_PORT) is in use; choose others, or leave DEMO_PORT unset to pick free ones"
+	done
+else
+	PORT=""
+	for ((p = 19000; p < 19200; p += 2)); do
+		if ! in_use "$p" && ! in_use "$((p + 1))"; then
+			PORT=$p
+			break
+		fi
+	done
+	[ -n "$PORT" ] || die "no free pair of ports between 19000 and 19199; set DEMO_PORT"
+	CONSOLE_PORT=$((PORT + 1))
+	[ "$PORT" = 19000 ] || echo "demo: port 19000 is taken; MinIO uses $PORT (console $CONSOLE_PORT)"
+fi
+ENDPOINT=http://127.0.0.1:$PORT
 
 work=$(mktemp -d /tmp/s3logs-demo.XXXXXX)
 rand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
-export AWS_ACCESS_KEY_ID="demo$(rand 8)"
-export AWS_SECRET_ACCESS_KEY="$(rand 20)"
+AWS_ACCESS_KEY_ID="demo$(rand 8)"
+AWS_SECRET_ACCESS_KEY="$(rand 20)"
+export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_PAGER=""
 minio_pid=""
 
