@@ -171,7 +171,7 @@ func BenchmarkPipeline(b *testing.B) {
 	levels := []struct {
 		name  string
 		level zstd.EncoderLevel
-	}{{"default", zstd.SpeedDefault}, {"fastest", zstd.SpeedFastest}}
+	}{{"default", zstd.SpeedDefault}, {"fastest", zstd.SpeedFastest}, {"better", zstd.SpeedBetterCompression}, {"best", zstd.SpeedBestCompression}}
 	for _, lv := range levels {
 		for _, wl := range pipelineWorkloads {
 			b.Run(fmt.Sprintf("level=%s/records=%s/lines=%d", lv.name, wl.kind, wl.lines), func(b *testing.B) {
