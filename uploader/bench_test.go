@@ -35,6 +35,25 @@ func linkSpool(b *testing.B, src string) string {
 	return dst
 }
 
+// drainCopy uploads a fresh copy of the spool src with cfg (Root set
+// here), timing only the upload.
+func drainCopy(b *testing.B, src string, cfg Config) {
+	b.StopTimer()
+	cfg.Root = linkSpool(b, src)
+	b.StartTimer()
+	u, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := u.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	for u.Pending() > 0 {
+		time.Sleep(2 * time.Millisecond)
+	}
+	u.Close(b.Context())
+}
+
 // BenchmarkCatchUp measures how fast a backlog drains into MinIO after an
 // outage: 48 spooled segments of 4 MiB (192 MiB), with 4 and 16 upload
 // workers. MB/s is compressed segment bytes per second.
@@ -52,20 +71,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			b.SetBytes(total)
 			for b.Loop() {
-				b.StopTimer()
-				root := linkSpool(b, src)
-				b.StartTimer()
-				u, err := New(Config{Root: root, Workers: workers})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := u.Start(b.Context()); err != nil {
-					b.Fatal(err)
-				}
-				for u.Pending() > 0 {
-					time.Sleep(2 * time.Millisecond)
-				}
-				u.Close(b.Context())
+				drainCopy(b, src, Config{Workers: workers})
 			}
 		})
 	}
@@ -88,20 +94,7 @@ func BenchmarkLargeSegment(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) {
 			b.SetBytes(size)
 			for b.Loop() {
-				b.StopTimer()
-				root := linkSpool(b, src)
-				b.StartTimer()
-				u, err := New(Config{Root: root, MultipartThreshold: mode.threshold})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := u.Start(b.Context()); err != nil {
-					b.Fatal(err)
-				}
-				for u.Pending() > 0 {
-					time.Sleep(2 * time.Millisecond)
-				}
-				u.Close(b.Context())
+				drainCopy(b, src, Config{MultipartThreshold: mode.threshold})
 			}
 		})
 	}

@@ -25,7 +25,7 @@ func TestMinIOEncryptionAndStorageClass(t *testing.T) {
 	const kmsKey = "s3logs-test-key"
 	srv := miniotest.StartOptions(t, miniotest.Options{KMSKey: kmsKey})
 	srv.CreateBucket(t, "logs")
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	root := t.TempDir()
 	cases := []struct {
 		name                      string

@@ -34,21 +34,6 @@ import (
 // The tests in this file run against a real MinIO server (built on demand
 // by miniotest). They never skip: CI runs them.
 
-// minioEnv points the SDK's default credential chain at srv: environment
-// credentials only, no shared files, no IMDS, no region.
-func minioEnv(t *testing.T, srv *miniotest.Server) {
-	dir := t.TempDir()
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_DEFAULT_REGION", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-}
-
 func minioDest(srv *miniotest.Server, bucket string) segment.Destination {
 	return segment.Destination{Bucket: bucket, Endpoint: srv.Endpoint, ForcePathStyle: true}
 }
@@ -123,7 +108,7 @@ func listKeys(t *testing.T, client *s3.Client, bucket string) []string {
 func TestMinIOUpload(t *testing.T) {
 	srv := miniotest.Start(t)
 	srv.CreateBucket(t, "logs")
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	root := t.TempDir()
 	var segs []segment.Sealed
 	var raws [][]byte
@@ -194,7 +179,7 @@ func TestMinIOUpload(t *testing.T) {
 func TestMinIORefusesBadDigest(t *testing.T) {
 	srv := miniotest.Start(t)
 	srv.CreateBucket(t, "logs")
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	seg, _ := makeSegment(t, t.TempDir(), testSegment{container: "digest", seq: 1, records: 100, dest: minioDest(srv, "logs")})
 	f := s3client.NewFactory(s3client.Options{MaxAttempts: 1})
 	defer f.CloseIdle()
@@ -235,7 +220,7 @@ func TestMinIORefusesBadDigest(t *testing.T) {
 func TestMinIORestart(t *testing.T) {
 	srv := miniotest.Start(t)
 	srv.CreateBucket(t, "logs")
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	root := t.TempDir()
 	var segs []segment.Sealed
 	for i := range 30 {
@@ -319,7 +304,7 @@ func TestMinIORestart(t *testing.T) {
 // log one clear error per slow step, and succeed once the bucket exists.
 func TestMinIONoSuchBucket(t *testing.T) {
 	srv := miniotest.Start(t)
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	root := t.TempDir()
 	var segs []segment.Sealed
 	for i := range 5 {
@@ -366,7 +351,7 @@ func TestMinIONoSuchBucket(t *testing.T) {
 func TestMinIOFairness(t *testing.T) {
 	srv := miniotest.Start(t)
 	srv.CreateBucket(t, "logs")
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	root := t.TempDir()
 	for i := range 60 {
 		makeSegment(t, root, testSegment{container: "backlog", seq: uint64(i), records: 200, dest: minioDest(srv, "logs")})
@@ -426,7 +411,7 @@ func (c *countingPutter) PutObject(ctx context.Context, in *s3.PutObjectInput, o
 func TestMinIOReadsPerAttempt(t *testing.T) {
 	srv := miniotest.Start(t)
 	srv.CreateBucket(t, "logs")
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	for _, legacy := range []bool{false, true} {
 		root := t.TempDir()
 		ts := testSegment{container: "5e6f7a8b9c0d", seq: 7, records: 20000, dest: minioDest(srv, "logs")}
@@ -458,7 +443,7 @@ func TestMinIOReadsPerAttempt(t *testing.T) {
 func TestMinIOStaleSidecarMD5(t *testing.T) {
 	srv := miniotest.Start(t)
 	srv.CreateBucket(t, "logs")
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	root := t.TempDir()
 	s, _ := makeSegment(t, root, testSegment{container: "6a7b8c9d0e1f", seq: 3, records: 100, dest: minioDest(srv, "logs"), contentMD5: base64Std(make([]byte, 16))})
 	logs := &logRecorder{}

@@ -105,7 +105,7 @@ func (c *mpClient) sent() []int32 {
 func mpSetup(t *testing.T) (*miniotest.Server, segment.Sealed, Config, *mpClient) {
 	srv := miniotest.Start(t)
 	srv.CreateBucket(t, "logs")
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	root := t.TempDir()
 	bigSegment(t, root, 40<<20, minioDest(srv, "logs"))
 	return mpSetupFor(t, srv, root)
@@ -211,7 +211,7 @@ func TestMinIOMultipartKill(t *testing.T) {
 	}
 	srv := miniotest.Start(t)
 	srv.CreateBucket(t, "logs")
-	minioEnv(t, srv)
+	srv.SetEnv(t)
 	root := t.TempDir()
 	seg := bigSegment(t, root, 40<<20, minioDest(srv, "logs"))
 	want, err := os.ReadFile(seg.Path())

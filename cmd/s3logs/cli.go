@@ -76,6 +76,51 @@ func (d *destFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.IntVar(&d.concurrency, "concurrency", reader.DefaultConcurrency, "objects fetched at once")
 }
 
+// command is the flag set of a subcommand: its usage text, the
+// destination flags and the time window.
+type command struct {
+	fs           *flag.FlagSet
+	dest         destFlags
+	since, until *string
+}
+
+// newCommand registers the flags every subcommand has; sinceHelp and
+// untilHelp describe --since and --until for it.
+func newCommand(name, usage, sinceHelp, untilHelp string, stderr io.Writer, getenv func(string) string) *command {
+	c := &command{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	c.fs.SetOutput(stderr)
+	c.fs.Usage = func() {
+		fmt.Fprintln(stderr, usage+"\n\nOptions:")
+		c.fs.PrintDefaults()
+	}
+	c.dest.register(c.fs, getenv)
+	c.since = c.fs.String("since", "", sinceHelp)
+	c.until = c.fs.String("until", "", untilHelp)
+	return c
+}
+
+// parse parses args (see parseFlags) and the window, and returns the
+// positional arguments; a non-nil code means the command ends with it
+// (the error was printed).
+func (c *command) parse(args []string, stderr io.Writer, now time.Time) ([]string, reader.Window, *int) {
+	code := func(n int) *int { return &n }
+	var w reader.Window
+	pos, err := parseFlags(c.fs, args)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return nil, w, code(exitOK)
+		}
+		return nil, w, code(exitUsage)
+	}
+	if w.Since, err = parseTime(*c.since, now); err != nil {
+		return nil, w, code(exitCode(stderr, err))
+	}
+	if w.Until, err = parseTime(*c.until, now); err != nil {
+		return nil, w, code(exitCode(stderr, err))
+	}
+	return pos, w, nil
+}
+
 // reader builds the Reader the flags describe.
 func (d *destFlags) reader(ctx context.Context, getenv func(string) string) (*reader.Reader, error) {
 	if d.bucket == "" {

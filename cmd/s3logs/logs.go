@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,16 +18,10 @@ const timestampLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // runLogs is `s3logs logs`.
 func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: s3logs logs [OPTIONS] CONTAINER...\n\nPrint the logs of containers (names or id prefixes) from S3, as docker logs does: stdout records to stdout, stderr records to stderr. Several containers are merged by time, each line prefixed with its container's name.\n\nOptions:")
-		fs.PrintDefaults()
-	}
-	var d destFlags
-	d.register(fs, getenv)
-	since := fs.String("since", "", "show records since a time: a duration before now (10m, 2h, 3d), an RFC 3339 time, a date, or Unix seconds")
-	until := fs.String("until", "", "show records until a time (same forms as --since)")
+	c := newCommand("logs", "Usage: s3logs logs [OPTIONS] CONTAINER...\n\nPrint the logs of containers (names or id prefixes) from S3, as docker logs does: stdout records to stdout, stderr records to stderr. Several containers are merged by time, each line prefixed with its container's name.",
+		"show records since a time: a duration before now (10m, 2h, 3d), an RFC 3339 time, a date, or Unix seconds",
+		"show records until a time (same forms as --since)", stderr, getenv)
+	fs, d := c.fs, &c.dest
 	tail := fs.String("tail", "all", "number of lines to show from the end of each container's logs, or all")
 	follow := fs.Bool("follow", false, "keep printing new records as their segments reach S3")
 	fs.BoolVar(follow, "f", false, "shorthand for --follow")
@@ -37,23 +30,13 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	output := fs.String("output", "raw", "raw (the lines, as docker logs) or json (the stored records unchanged, one per line, for jq)")
 	fs.StringVar(output, "o", "raw", "shorthand for --output")
 	poll := fs.Duration("poll", reader.DefaultPoll, "how often --follow looks for new objects")
-	containers, err := parseFlags(fs, args)
-	if err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
+	containers, win, code := c.parse(args, stderr, time.Now())
+	if code != nil {
+		return *code
 	}
-	now := time.Now()
-	q := reader.Query{Selectors: containers, Tail: -1, Follow: *follow, Poll: *poll, Stats: &reader.Stats{}}
+	q := reader.Query{Selectors: containers, Window: win, Tail: -1, Follow: *follow, Poll: *poll, Stats: &reader.Stats{}}
 	if len(containers) == 0 {
 		return exitCode(stderr, usageError("logs needs at least one container name or id prefix"))
-	}
-	if q.Window.Since, err = parseTime(*since, now); err != nil {
-		return exitCode(stderr, err)
-	}
-	if q.Window.Until, err = parseTime(*until, now); err != nil {
-		return exitCode(stderr, err)
 	}
 	if *tail != "all" && *tail != "" {
 		if _, err := fmt.Sscan(*tail, &q.Tail); err != nil || q.Tail < 0 {

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
-
-	"github.com/s3logs/s3logs/reader"
 )
 
 // lsRow is one container in `s3logs ls`.
@@ -25,32 +22,15 @@ type lsRow struct {
 
 // runLs is `s3logs ls`.
 func runLs(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("ls", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: s3logs ls [OPTIONS] [CONTAINER...]\n\nList the containers that have segments in S3 (all, or those named), with the time of their first and last record, their objects and bytes.\n\nOptions:")
-		fs.PrintDefaults()
-	}
-	var d destFlags
-	d.register(fs, getenv)
-	since := fs.String("since", "", "only segments that may hold records since this time (same forms as logs --since)")
-	until := fs.String("until", "", "only segments that may hold records until this time")
+	c := newCommand("ls", "Usage: s3logs ls [OPTIONS] [CONTAINER...]\n\nList the containers that have segments in S3 (all, or those named), with the time of their first and last record, their objects and bytes.",
+		"only segments that may hold records since this time (same forms as logs --since)",
+		"only segments that may hold records until this time", stderr, getenv)
+	fs, d := c.fs, &c.dest
 	output := fs.String("output", "table", "table, or json (one object per container, with its object keys)")
 	fs.StringVar(output, "o", "table", "shorthand for --output")
-	sel, err := parseFlags(fs, args)
-	if err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
-	}
-	now := time.Now()
-	var w reader.Window
-	if w.Since, err = parseTime(*since, now); err != nil {
-		return exitCode(stderr, err)
-	}
-	if w.Until, err = parseTime(*until, now); err != nil {
-		return exitCode(stderr, err)
+	sel, w, code := c.parse(args, stderr, time.Now())
+	if code != nil {
+		return *code
 	}
 	if *output != "table" && *output != "json" {
 		return exitCode(stderr, usageError(fmt.Sprintf("--output %q: want table or json", *output)))
