@@ -9,15 +9,10 @@
 // # Consume only what is stored
 //
 // A stream reads its FIFO through a peekSource: tee(2) copies the pipe's
-// bytes into a private pipe without consuming them. The reader goroutine
-// decodes and encodes the records of each read into a batch (storeJob) and
-// hands it, before the next read, to the stream's storer, a writer goroutine
-// that appends the batch to the segment writer and flushes it (write(2): the
-// records are in the file), then reports how far the FIFO may go. The
-// reader commits, consuming from the FIFO with splice(2), exactly the frames
-// whose records the storer reported stored: under load one batch behind the
-// reads (at most one batch queued and one being written), and in full
-// (store waits for the storer) whenever the FIFO is idle. A crash therefore leaves every byte it had not
+// bytes into a private pipe without consuming them. Before every read the
+// stream flushes its segment writer (write(2): the records are in the file)
+// and then commits, consuming from the FIFO with splice(2) exactly the frames
+// whose records are stored. A crash therefore leaves every byte it had not
 // stored in Docker's pipe, at a frame boundary, for the next process. The
 // frames of a partial line (a line over 16 KiB, sent in pieces) are held,
 // uncommitted, until its last piece is stored; after holdTimeout without a

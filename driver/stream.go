@@ -35,11 +35,8 @@ const (
 const releaseTimeout = 2 * time.Second
 
 // stream is one FIFO and the segment writer its records go to. Only its
-// reader goroutine (run) touches its fields, except the atomics, the
-// methods documented as safe from other goroutines (stop, interrupt), and
-// what the storer's writer goroutine uses while run waits for it or hands
-// it batches: w (safe for concurrent use), hub, discarded and appendErrs
-// (the writer's alone until stop returns).
+// reader goroutine (run) touches its fields, except the atomics and the
+// methods documented as safe from other goroutines (stop, interrupt).
 type stream struct {
 	file      string
 	container string      // full container id
@@ -70,10 +67,6 @@ type stream struct {
 	sink *sharedCounts
 	// pend are the counts not yet published; only run touches them.
 	pend streamCounts
-	// st writes the records to w one FIFO read behind the reader; cur is
-	// the batch being filled.
-	st  *storer
-	cur *storeJob
 
 	stopRequested atomic.Bool   // StopLogging arrived: Docker is done writing
 	interrupted   atomic.Bool   // set by interrupt: end at a frame boundary
@@ -85,6 +78,7 @@ type stream struct {
 	holdFrom  int64     // FIFO offset of the first held frame, -1 if none
 	holdSince time.Time // when the first held frame arrived
 	idleSince time.Time // first errIdle of the current idle spell
+	sealsSeen uint64
 
 	buf        []byte // the JSON line being built; reused
 	appendErrs int    // consecutive Append failures, for log throttling
@@ -107,9 +101,6 @@ func (h hookReader) Read(p []byte) (int, error) {
 // It is the stream's only goroutine.
 func (s *stream) run() {
 	s.holdFrom = -1
-	s.st = newStorer(s)
-	s.cur = <-s.st.free
-	s.st.start()
 	s.dec = fifo.NewDecoderOptions(hookReader{s}, fifo.Options{BufSize: readBufSize, Resync: s.reattached})
 	s.asm = record.NewAssembler()
 	var e logentry.LogEntry
@@ -136,10 +127,12 @@ func (s *stream) run() {
 		case s.holdFrom < 0:
 			s.holdFrom, s.holdSince = start, time.Now()
 		}
-		// A sealed segment is durable: consume its frames now (the
-		// storer marked how far), so a crash cannot make the FIFO
-		// repeat what it holds.
-		s.commitDurable()
+		if n := s.seals.Load(); n != s.sealsSeen {
+			// A sealed segment is durable: consume its frames now, so
+			// a crash cannot make the FIFO repeat what it holds.
+			s.sealsSeen = n
+			s.store()
+		}
 	}
 	interrupted := s.interrupted.Load()
 	switch {
@@ -162,8 +155,6 @@ func (s *stream) run() {
 		s.holdFrom = -1
 	}
 	s.resolveDedup()
-	s.store()
-	s.st.stop()
 	s.publish()
 	if s.appendErrs > 0 {
 		s.reportDropped()
@@ -283,7 +274,6 @@ func (s *stream) idle(hangup bool) {
 	// idle, an undecided deduplication can only end in "not repeated".
 	s.resolveDedup()
 	s.store()
-	s.st.release(s.cur) // idle: no batch memory kept
 	if s.src.Uncommitted() > 0 && (hangup || now.Sub(s.idleSince) >= releaseTimeout) {
 		// An incomplete frame that is not getting completed: take it, so
 		// the decoder can report it and the stream go on.
@@ -305,7 +295,7 @@ func (s *stream) beforeRead() {
 	if s.holdFrom >= 0 && s.dec.Offset()-s.holdFrom > limit {
 		s.emitPending()
 	}
-	s.storeAsync()
+	s.store()
 }
 
 // emitPending writes out the held partial lines as records without a
@@ -317,52 +307,16 @@ func (s *stream) emitPending() {
 	s.holdFrom = -1
 }
 
-// store hands the batch to the storer, waits until it is written and
-// flushed, then commits what it stored and publishes the counts.
+// store flushes the segment writer, then commits what it stored, and
+// publishes the counts.
 func (s *stream) store() {
-	s.cur.commitTo = s.mark()
-	s.cur = s.st.submit(s.cur)
-	s.st.sync()
+	if s.w != nil {
+		if err := s.w.Flush(); err != nil {
+			s.log.Error("flushing segment", "err", err)
+		}
+	}
 	s.commit()
 	s.publish()
-}
-
-// storeAsync hands the batch to the storer without waiting for it (at most
-// one more batch is queued) and commits what earlier batches stored: the
-// FIFO is consumed one read behind. The idle path (store) catches up.
-func (s *stream) storeAsync() {
-	s.cur.commitTo = s.mark()
-	s.cur = s.st.submit(s.cur)
-	s.commitDurable()
-	s.publish()
-}
-
-// mark returns how far the FIFO may be consumed once everything decoded
-// so far is stored: all decoded frames but held partial lines; -1 while
-// the deduplication at a re-attach is undecided.
-func (s *stream) mark() int64 {
-	if s.dedup != nil {
-		return -1
-	}
-	to := s.dec.Offset()
-	if s.holdFrom >= 0 && s.holdFrom < to {
-		to = s.holdFrom
-	}
-	return to
-}
-
-// commitDurable consumes from the FIFO what the storer has made durable.
-func (s *stream) commitDurable() {
-	if s.dedup != nil {
-		return
-	}
-	if n := s.st.durable.Load() - s.committed; n > 0 {
-		if err := s.src.Commit(n); err != nil {
-			s.log.Error("consuming stored bytes from the FIFO", "err", err)
-			return
-		}
-		s.committed += n
-	}
 }
 
 // publish adds the counts gathered since the last call to the Driver's.
@@ -404,40 +358,26 @@ func (s *stream) emit(r *record.Record) error {
 	if r.Newline {
 		s.pend.bytes[k]++
 	}
-	if s.dedup == nil {
-		// Encoded straight into the batch.
-		j := s.cur
-		j.buf = record.AppendJSON(j.buf, r, s.attrs)
-		j.ends = append(j.ends, len(j.buf))
-		j.times = append(j.times, r.Time)
-		j.marks = append(j.marks, s.mark())
+	s.buf = record.AppendJSON(s.buf[:0], r, s.attrs)
+	if s.dedup != nil {
+		s.dedup.offer(s.buf, r.Time, s.append)
+		if s.dedup.done() {
+			if n := s.dedup.dropped; n > 0 {
+				s.log.Info("re-attached FIFO repeated records the repaired segment holds; dropped them", "file", s.file, "records", n)
+			}
+			s.dedup = nil
+		}
 		return nil
 	}
-	s.buf = record.AppendJSON(s.buf[:0], r, s.attrs)
-	s.dedup.offer(s.buf, r.Time, s.add)
-	if s.dedup.done() {
-		if n := s.dedup.dropped; n > 0 {
-			s.log.Info("re-attached FIFO repeated records the repaired segment holds; dropped them", "file", s.file, "records", n)
-		}
-		s.dedup = nil
-	}
+	s.append(r.Time, s.buf)
 	return nil
-}
-
-// add puts one encoded record into the batch.
-func (s *stream) add(t time.Time, rec []byte) {
-	j := s.cur
-	j.buf = append(j.buf, rec...)
-	j.ends = append(j.ends, len(j.buf))
-	j.times = append(j.times, t)
-	j.marks = append(j.marks, s.mark())
 }
 
 // resolveDedup ends an undecided deduplication by storing what it holds:
 // a duplicate is better than a loss.
 func (s *stream) resolveDedup() {
 	if s.dedup != nil {
-		s.dedup.flush(s.add)
+		s.dedup.flush(s.append)
 		s.dedup = nil
 	}
 }
@@ -448,12 +388,10 @@ func (s *stream) resolveDedup() {
 // before a write error abandoned it is accounted for by the spool's janitor
 // ("records lost to a write error"); the others are counted here and
 // reported as "log records not stored".
-//
-// It runs on the storer's goroutine; pend are that goroutine's counts.
-func (s *stream) append(t time.Time, rec []byte, pend *streamCounts) {
+func (s *stream) append(t time.Time, rec []byte) {
 	if s.w == nil {
 		s.discarded++
-		pend.unstorable++
+		s.pend.unstorable++
 		return
 	}
 	err := s.w.Append(t, rec)
@@ -467,7 +405,7 @@ func (s *stream) append(t time.Time, rec []byte, pend *streamCounts) {
 		s.log.Error("segment abandoned after a write error; the janitor repairs it", "err", err)
 	default:
 		s.appendErrs++
-		pend.notStored++
+		s.pend.notStored++
 		if s.appendErrs == 1 {
 			s.log.Error("cannot store log records; dropping them until storing works again", "err", err)
 		}
