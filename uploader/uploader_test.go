@@ -537,7 +537,10 @@ func TestDrain(t *testing.T) {
 		}
 		gate := make(chan struct{})
 		p := &fakePutter{put: func(context.Context, *s3.PutObjectInput) error { <-gate; return nil }}
-		u := startUploader(t, Config{Root: root, Workers: 2}, p)
+		// One worker: with two, the one that took the urgent segment can
+		// be descheduled before its PutObject while the other uploads
+		// several more, so call order would not show take order.
+		u := startUploader(t, Config{Root: root, Workers: 1}, p)
 		late, _ := makeSegment(t, root, testSegment{container: "stopped", seq: 1, records: 1, reason: segment.ReasonStop, dest: destA})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -552,10 +555,10 @@ func TestDrain(t *testing.T) {
 		if len(ok) != 21 || u.Pending() != 0 {
 			t.Fatalf("uploaded %d of 21, Pending %d", len(ok), u.Pending())
 		}
-		// Two uploads were in flight when it was queued; it is taken next,
-		// though the other worker's next call may reach S3 first.
-		if i := slices.Index(calls, late.Meta.Key); i < 0 || i > 3 {
-			t.Errorf("the stopped container's segment went up at position %d, want among the first 4", i)
+		// At most one upload was in flight when it was queued; it is taken
+		// next, ahead of the 19 or 20 segments queued before it.
+		if i := slices.Index(calls, late.Meta.Key); i < 0 || i > 1 {
+			t.Errorf("the stopped container's segment went up at position %d, want 0 or 1", i)
 		}
 	})
 	t.Run("probes a failing destination at once", func(t *testing.T) {
