@@ -64,6 +64,10 @@ type Config struct {
 	// AllowedEndpoints restricts the endpoint log-opt (plugin setting
 	// ALLOWED_ENDPOINTS). The zero value allows any endpoint.
 	AllowedEndpoints logopt.EndpointPolicy
+	// JournalLimit is how many bytes of a stream's FIFO its journal may
+	// hold before they are stored in a segment. Default
+	// DefaultJournalLimit.
+	JournalLimit int64
 }
 
 // Driver serves the logging-driver protocol. Its methods are safe for
@@ -232,14 +236,21 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 	// O_NONBLOCK puts the FIFO under Go's poller: reads park the goroutine
 	// and Close interrupts them. Docker holds the FIFO open read-write, so a
 	// read sees EOF only once Docker has closed it and the pipe is drained.
+	jpath := d.journalPath(saved.File)
 	f, err := d.openFIFO(saved.File)
-	if err != nil {
+	switch {
+	case err == nil:
+		growPipe(f)
+	case !persist && errors.Is(err, os.ErrNotExist) && journalPending(jpath):
+		// The container stopped while no process read its FIFO, but the
+		// journal still holds bytes to store: it is all that is left.
+		f = nil
+	default:
 		if persist {
 			d.forget(saved.File)
 		}
 		return nil, fmt.Errorf("%w: %w", errOpenFIFO, err)
 	}
-	growPipe(f)
 	cid := saved.ContainerID
 	st := &stream{
 		file:      saved.File,
@@ -251,12 +262,26 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 		forget:    func() { d.forget(saved.File) },
 		sink:      &d.counts,
 	}
-	if ps, err := newPeekSource(f, d.devNull); err == nil {
-		st.src = ps
-		st.holdMax = min(holdLimit, int64(ps.size/4))
-	} else {
-		st.log.Warn("FIFO cannot be read without consuming it; a crash may lose the bytes of one read", "file", saved.File, "err", err)
-		st.src = &plainSource{r: f, f: f}
+	js, jerr := openJournal(jpath, f, persist, d.cfg.JournalLimit,
+		func(n int64) { d.counts.skippedBytes.Add(uint64(n)) },
+		func(err error) {
+			st.log.Error("cannot write the stream's journal; discarding FIFO bytes so the container never blocks", "file", saved.File, "err", err)
+		})
+	switch {
+	case jerr == nil:
+		st.src = js
+		st.holdMax = holdLimit
+	case f == nil:
+		return nil, fmt.Errorf("%w: %w", errOpenFIFO, jerr)
+	default:
+		st.log.Warn("cannot open the stream's journal; reading the FIFO directly, so a burst waits for compression", "file", saved.File, "err", jerr)
+		if ps, err := newPeekSource(f, d.devNull); err == nil {
+			st.src = ps
+			st.holdMax = min(holdLimit, int64(ps.size/4))
+		} else {
+			st.log.Warn("FIFO cannot be read without consuming it; a crash may lose the bytes of one read", "file", saved.File, "err", err)
+			st.src = &plainSource{r: f, f: f}
+		}
 	}
 	if opts == nil {
 		return st, nil // read and counted, not stored (see savedOptions)
@@ -387,6 +412,12 @@ func (d *Driver) Streams() int {
 func (d *Driver) statePath(file string) string {
 	h := sha256.Sum256([]byte(file))
 	return filepath.Join(d.cfg.StateDir, hex.EncodeToString(h[:16])+".json")
+}
+
+// journalPath names a stream's journal after a hash of its FIFO path, next
+// to its saved file.
+func (d *Driver) journalPath(file string) string {
+	return strings.TrimSuffix(d.statePath(file), ".json") + ".journal"
 }
 
 // save persists a stream for Reattach, durably.

@@ -69,9 +69,10 @@ func (d *Driver) Reattach(tail func(containerID string) [][]byte) (int, error) {
 	n := 0
 	errs := []error{err}
 	for _, sv := range saved {
-		if _, err := os.Stat(sv.File); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(sv.File); errors.Is(err, os.ErrNotExist) && !journalPending(d.journalPath(sv.File)) {
 			d.log.Info("saved stream's FIFO is gone", "file", sv.File)
 			d.forget(sv.File)
+			os.Remove(d.journalPath(sv.File))
 			continue
 		}
 		if err := d.checkFile(sv.File); err != nil {
@@ -178,9 +179,10 @@ func (d *Driver) retryReattach(sv savedStream, opts *logopt.Options, tail [][]by
 				return
 			case <-time.After(delay):
 			}
-			if _, err := os.Stat(sv.File); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(sv.File); errors.Is(err, os.ErrNotExist) && !journalPending(d.journalPath(sv.File)) {
 				d.log.Error("gave up re-attaching: the FIFO is gone", "container", shortID(sv.ContainerID), "file", sv.File, "attempts", attempt)
 				d.forget(sv.File)
+				os.Remove(d.journalPath(sv.File))
 				return
 			}
 			err := d.start(sv, opts, false, tail)

@@ -1,0 +1,422 @@
+package driver
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The journal file: a header (magic, then the count of data bytes already
+// stored in segments, little-endian), then the FIFO's bytes in order.
+const (
+	journalHeader = 16
+	journalMagic  = "s3logsj1"
+)
+
+// Journal bounds.
+const (
+	// DefaultJournalLimit is how many FIFO bytes a stream's journal may
+	// hold that its segment writer has not yet stored: a burst up to this
+	// size leaves the container's pipe at the speed of a disk write, and
+	// only a longer one makes the container wait for compression.
+	DefaultJournalLimit = 256 << 20
+	// journalEmptyAt: a journal whose bytes are all stored is emptied
+	// (truncated) once it holds this many.
+	journalEmptyAt = 4 << 20
+	// pumpChunk is the most one splice(2) moves.
+	pumpChunk = 1 << 20
+)
+
+// journalSource is a frameSource that takes the FIFO's bytes off Docker's
+// pipe at once, into a per-stream file in the spool, and delivers them to
+// the stream from there: a container never waits for its records to be
+// encoded and compressed unless a burst outgrows the journal's limit.
+//
+// Its pump goroutine moves bytes from the FIFO to the end of the file with
+// splice(2), so they are never copied through user space and are in the
+// file before they leave the pipe: a crash at any moment leaves every byte
+// either in the pipe or in the journal. The stream reads the journal with
+// pread(2) and commits what it stored; the header records how much is
+// committed, so a restarted process resumes at the first byte not yet
+// stored (and deduplicates the records the repaired segment holds beyond
+// it, as after a FIFO re-attach). Once everything is committed the file is
+// emptied; at the stream's EOF it is removed.
+//
+// The pump starts in openJournal and ends at the FIFO's EOF, at Interrupt
+// or at Close, which waits for it. Read, Commit, Uncommitted and Release
+// are for the stream's reader goroutine only; Interrupt is safe from any
+// goroutine.
+type journalSource struct {
+	f     *os.File
+	fd    int
+	fifo  *os.File        // nil when the FIFO is gone: the journal is all
+	rc    syscall.RawConn // fifo's
+	limit int64
+	// onDrop is told about FIFO bytes the pump could not write to the
+	// journal (say the disk is full) and discarded so the container
+	// never blocks; onError about the first error of such a spell.
+	onDrop  func(n int64)
+	onError func(err error)
+
+	// mu guards written, committed and eof. committed changes only in the
+	// reader goroutine, which may read it without mu.
+	mu        sync.Mutex
+	written   int64 // data bytes in the file
+	committed int64 // data bytes stored by the stream (persisted in the header)
+	eof       bool  // the pump saw the FIFO's EOF, or there is no FIFO
+
+	readOff int64 // data bytes delivered to the stream
+
+	more        chan struct{} // cap 1: the pump wrote bytes or ended
+	room        chan struct{} // cap 1: the stream committed bytes
+	stop        chan struct{} // closed by Interrupt and Close
+	stopOnce    sync.Once
+	interrupted atomic.Bool
+	pumpDone    chan struct{}
+	idle        *time.Timer
+	hdr         [journalHeader]byte
+	scratch     []byte // the pump's buffer for discarding
+}
+
+// openJournal opens (creating it if needed) the journal at path and starts
+// its pump from fifo; a nil fifo means the FIFO is gone and the journal
+// holds all that is left. fresh empties a journal left by an earlier
+// stream instead of resuming it. limit <= 0 means DefaultJournalLimit.
+func openJournal(path string, fifo *os.File, fresh bool, limit int64, onDrop func(int64), onError func(error)) (*journalSource, error) {
+	if limit <= 0 {
+		limit = DefaultJournalLimit
+	}
+	flags := os.O_RDWR | os.O_CREATE
+	if fresh {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("driver: journal: %w", err)
+	}
+	j := &journalSource{f: f, fd: int(f.Fd()), fifo: fifo, limit: limit, onDrop: onDrop, onError: onError,
+		more: make(chan struct{}, 1), room: make(chan struct{}, 1), stop: make(chan struct{}), pumpDone: make(chan struct{})}
+	if err := j.load(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fifo == nil {
+		j.eof = true
+		close(j.pumpDone)
+		return j, nil
+	}
+	if j.rc, err = fifo.SyscallConn(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("driver: journal: %w", err)
+	}
+	go j.pump()
+	return j, nil
+}
+
+// load reads the header of an existing journal, or writes one.
+func (j *journalSource) load() error {
+	fi, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("driver: journal: %w", err)
+	}
+	if fi.Size() < journalHeader {
+		return j.reset()
+	}
+	if _, err := j.f.ReadAt(j.hdr[:], 0); err != nil {
+		return fmt.Errorf("driver: journal %s: read header: %w", j.f.Name(), err)
+	}
+	if string(j.hdr[:8]) != journalMagic {
+		return fmt.Errorf("driver: journal %s: not a journal (header %q)", j.f.Name(), j.hdr[:8])
+	}
+	j.written = fi.Size() - journalHeader
+	// A commit larger than the data: the file was emptied and the header
+	// not yet rewritten; nothing is left.
+	j.committed = min(int64(binary.LittleEndian.Uint64(j.hdr[8:])), j.written)
+	j.readOff = j.committed
+	return nil
+}
+
+// reset empties the journal and writes its header; mu held or not yet shared.
+func (j *journalSource) reset() error {
+	if err := j.f.Truncate(0); err != nil {
+		return fmt.Errorf("driver: journal %s: %w", j.f.Name(), err)
+	}
+	j.written, j.committed, j.readOff = 0, 0, 0
+	copy(j.hdr[:8], journalMagic)
+	return j.writeCommitted()
+}
+
+// writeCommitted stores committed in the header.
+func (j *journalSource) writeCommitted() error {
+	binary.LittleEndian.PutUint64(j.hdr[8:], uint64(j.committed))
+	if _, err := syscall.Pwrite(j.fd, j.hdr[:], 0); err != nil {
+		return fmt.Errorf("driver: journal %s: write header: %w", j.f.Name(), err)
+	}
+	return nil
+}
+
+// Pending returns the journal's bytes not yet stored. Safe from any
+// goroutine.
+func (j *journalSource) Pending() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.written - j.committed
+}
+
+// pump moves the FIFO's bytes to the journal until EOF, Interrupt or
+// Close, pausing while the journal holds limit bytes not yet stored.
+func (j *journalSource) pump() {
+	defer close(j.pumpDone)
+	defer signal(j.more)
+	failing := false
+	for !j.interrupted.Load() {
+		j.mu.Lock()
+		room := j.limit - (j.written - j.committed)
+		j.mu.Unlock()
+		if room <= 0 {
+			select {
+			case <-j.room:
+			case <-j.stop:
+				return
+			}
+			continue
+		}
+		n, ferr, err := j.splice(min(room, pumpChunk))
+		switch {
+		case err != nil:
+			// The FIFO failed: closed by Interrupt or Close, or gone.
+			return
+		case ferr != nil:
+			// The journal cannot take the bytes (a full disk): discard
+			// them so Docker never blocks.
+			if !failing && j.onError != nil {
+				j.onError(ferr)
+			}
+			failing = true
+			if d, derr := j.discard(); derr != nil {
+				return
+			} else if d == 0 {
+				j.setEOF()
+				return
+			} else if j.onDrop != nil {
+				j.onDrop(d)
+			}
+		case n == 0:
+			j.setEOF()
+			return
+		default:
+			failing = false
+			signal(j.more)
+		}
+	}
+}
+
+func (j *journalSource) setEOF() {
+	j.mu.Lock()
+	j.eof = true
+	j.mu.Unlock()
+}
+
+// splice moves up to max bytes from the FIFO to the journal's end, waiting
+// in the poller while the FIFO is empty. ferr is the journal's error
+// (nothing moved), err the FIFO's; n == 0 without error is EOF.
+func (j *journalSource) splice(max int64) (n int64, ferr, err error) {
+	var serr error
+	err = j.rc.Read(func(fd uintptr) bool {
+		for {
+			j.mu.Lock()
+			off := journalHeader + j.written
+			n, serr = syscall.Splice(int(fd), nil, j.fd, &off, int(max), spliceNonblock)
+			if n > 0 {
+				j.written += n
+			}
+			j.mu.Unlock()
+			if !errors.Is(serr, syscall.EINTR) {
+				break
+			}
+		}
+		return !errors.Is(serr, syscall.EAGAIN)
+	})
+	switch {
+	case err != nil:
+		return 0, nil, err
+	case serr == nil:
+		return n, nil, nil
+	case errors.Is(serr, syscall.EBADF), errors.Is(serr, syscall.EINVAL):
+		return 0, nil, fmt.Errorf("driver: splice FIFO: %w", serr)
+	default:
+		return 0, fmt.Errorf("driver: write journal %s: %w", j.f.Name(), serr), nil
+	}
+}
+
+// discard reads and drops up to 64 KiB from the FIFO, waiting for bytes.
+func (j *journalSource) discard() (int64, error) {
+	if j.scratch == nil {
+		j.scratch = make([]byte, 64<<10)
+	}
+	n, err := j.fifo.Read(j.scratch)
+	if errors.Is(err, io.EOF) {
+		return 0, nil
+	}
+	return int64(n), err
+}
+
+// signal wakes the receiver of a 1-buffered channel without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Read delivers the journal's next bytes. It waits for the pump while the
+// journal is caught up; with delivered bytes uncommitted it gives up after
+// peekIdle with errIdle, and once the FIFO reached EOF it returns errHangup
+// (bytes uncommitted) or io.EOF.
+func (j *journalSource) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	var idleSince time.Time
+	for {
+		if j.interrupted.Load() {
+			return 0, errInterrupted
+		}
+		j.mu.Lock()
+		w, eof := j.written, j.eof
+		j.mu.Unlock()
+		if j.readOff < w {
+			k := min(int64(len(b)), w-j.readOff)
+			n, err := syscall.Pread(j.fd, b[:k], journalHeader+j.readOff)
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			if err != nil || n <= 0 {
+				return 0, fmt.Errorf("driver: read journal %s: %w", j.f.Name(), errOr(err, io.ErrUnexpectedEOF))
+			}
+			j.readOff += int64(n)
+			return n, nil
+		}
+		if eof {
+			if j.readOff > j.committed {
+				return 0, errHangup
+			}
+			return 0, io.EOF
+		}
+		if j.readOff == j.committed {
+			select {
+			case <-j.more:
+			case <-j.stop:
+			}
+			continue
+		}
+		now := time.Now()
+		if idleSince.IsZero() {
+			idleSince = now
+		}
+		wait := peekIdle - now.Sub(idleSince)
+		if wait <= 0 {
+			return 0, errIdle
+		}
+		if j.idle == nil {
+			j.idle = time.NewTimer(wait)
+		} else {
+			j.idle.Reset(wait)
+		}
+		select {
+		case <-j.more:
+		case <-j.stop:
+		case <-j.idle.C:
+		}
+		j.idle.Stop()
+	}
+}
+
+// Commit records that the next n delivered bytes are stored. When all the
+// journal holds is stored and it has grown past journalEmptyAt, it is
+// emptied.
+func (j *journalSource) Commit(n int64) error {
+	if n > j.readOff-j.committed {
+		return fmt.Errorf("driver: commit %d bytes, only %d delivered", n, j.readOff-j.committed)
+	}
+	if n <= 0 {
+		return nil
+	}
+	j.mu.Lock()
+	var err error
+	j.committed += n
+	if j.committed == j.written && j.written >= journalEmptyAt {
+		// The pump holds mu while it writes, so the file is emptied and
+		// its header rewritten before any new byte lands.
+		err = j.reset()
+	} else {
+		err = j.writeCommitted()
+	}
+	j.mu.Unlock()
+	signal(j.room)
+	return err
+}
+
+// Uncommitted returns the delivered bytes not yet committed.
+func (j *journalSource) Uncommitted() int64 { return j.readOff - j.committed }
+
+// Release commits every delivered byte.
+func (j *journalSource) Release() error { return j.Commit(j.readOff - j.committed) }
+
+// Interrupt makes Read return errInterrupted and stops the pump; what the
+// journal and the FIFO hold stays for the next start.
+func (j *journalSource) Interrupt() {
+	j.interrupted.Store(true)
+	j.halt()
+}
+
+// halt stops the pump: a splice in progress completes, none starts.
+func (j *journalSource) halt() {
+	j.stopOnce.Do(func() { close(j.stop) })
+	if j.fifo != nil {
+		j.fifo.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// Close stops the pump and waits for it, then closes the journal, removing
+// it when everything it held was stored.
+func (j *journalSource) Close() error {
+	j.interrupted.Store(true)
+	j.halt()
+	<-j.pumpDone
+	j.mu.Lock()
+	done := j.committed == j.written
+	j.mu.Unlock()
+	err := j.f.Close()
+	if done {
+		if rerr := os.Remove(j.f.Name()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
+}
+
+// journalPending reports whether the journal at path holds bytes not yet
+// stored.
+func journalPending(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() <= journalHeader {
+		return false
+	}
+	var hdr [journalHeader]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil || string(hdr[:8]) != journalMagic {
+		return false
+	}
+	return int64(binary.LittleEndian.Uint64(hdr[8:])) < fi.Size()-journalHeader
+}
