@@ -262,26 +262,33 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 		forget:    func() { d.forget(saved.File) },
 		sink:      &d.counts,
 	}
-	js, jerr := openJournal(jpath, f, persist, d.cfg.JournalLimit,
-		func(n int64) { d.counts.skippedBytes.Add(uint64(n)) },
-		func(err error) {
+	var direct frameSource
+	if f != nil {
+		if ps, err := newPeekSource(f, d.devNull); err == nil {
+			direct = ps
+			st.holdMax = min(holdLimit, int64(ps.size/4))
+		} else {
+			st.log.Warn("FIFO cannot be read without consuming it; a crash may lose the bytes of one read", "file", saved.File, "err", err)
+			direct = &plainSource{r: f, f: f}
+		}
+	}
+	js, jerr := openJournal(jpath, f, persist, journalOptions{
+		limit:  d.cfg.JournalLimit,
+		space:  d.cfg.Spool,
+		direct: direct,
+		onDrop: func(n int64) { d.counts.skippedBytes.Add(uint64(n)) },
+		onError: func(err error) {
 			st.log.Error("cannot write the stream's journal; discarding FIFO bytes so the container never blocks", "file", saved.File, "err", err)
-		})
+		},
+	})
 	switch {
 	case jerr == nil:
 		st.src = js
-		st.holdMax = holdLimit
 	case f == nil:
 		return nil, fmt.Errorf("%w: %w", errOpenFIFO, jerr)
 	default:
 		st.log.Warn("cannot open the stream's journal; reading the FIFO directly, so a burst waits for compression", "file", saved.File, "err", jerr)
-		if ps, err := newPeekSource(f, d.devNull); err == nil {
-			st.src = ps
-			st.holdMax = min(holdLimit, int64(ps.size/4))
-		} else {
-			st.log.Warn("FIFO cannot be read without consuming it; a crash may lose the bytes of one read", "file", saved.File, "err", err)
-			st.src = &plainSource{r: f, f: f}
-		}
+		st.src = direct
 	}
 	if opts == nil {
 		return st, nil // read and counted, not stored (see savedOptions)

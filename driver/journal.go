@@ -63,13 +63,24 @@ type journalSource struct {
 	// never blocks; onError about the first error of such a spell.
 	onDrop  func(n int64)
 	onError func(err error)
+	// space, when set, returns how many more bytes the journal may take
+	// on the spool's disk, and grew is told about every change of its
+	// size (JournalSpace).
+	space JournalSpace
+	// direct reads the FIFO itself, for when space has no room: the
+	// stream then goes on as without a journal. Nil without a FIFO, or
+	// when no direct source could be made.
+	direct frameSource
 
-	// mu guards written, committed and eof. committed changes only in the
-	// reader goroutine, which may read it without mu.
+	// mu guards written, committed, eof and bypass. committed and bypass
+	// change only in the reader goroutine, which may read them without mu.
 	mu        sync.Mutex
 	written   int64 // data bytes in the file
 	committed int64 // data bytes stored by the stream (persisted in the header)
 	eof       bool  // the pump saw the FIFO's EOF, or there is no FIFO
+	// bypass: the spool had no room, the journal is empty and the stream
+	// reads the FIFO through direct; the pump waits.
+	bypass bool
 
 	readOff int64 // data bytes delivered to the stream
 
@@ -84,11 +95,31 @@ type journalSource struct {
 	scratch     []byte // the pump's buffer for discarding
 }
 
+// JournalSpace is what the journals ask of the spool's disk
+// (segment.Spool implements it). Its methods are called from the pump
+// goroutines and must be safe for concurrent use.
+type JournalSpace interface {
+	// JournalRoom returns how many more bytes journals may take now.
+	JournalRoom() int64
+	// JournalGrew counts bytes journals took (n > 0) or gave back.
+	JournalGrew(n int64)
+}
+
+// journalOptions are openJournal's optional parts.
+type journalOptions struct {
+	limit   int64 // <= 0: DefaultJournalLimit
+	space   JournalSpace
+	direct  frameSource
+	onDrop  func(n int64)
+	onError func(err error)
+}
+
 // openJournal opens (creating it if needed) the journal at path and starts
 // its pump from fifo; a nil fifo means the FIFO is gone and the journal
 // holds all that is left. fresh empties a journal left by an earlier
-// stream instead of resuming it. limit <= 0 means DefaultJournalLimit.
-func openJournal(path string, fifo *os.File, fresh bool, limit int64, onDrop func(int64), onError func(error)) (*journalSource, error) {
+// stream instead of resuming it.
+func openJournal(path string, fifo *os.File, fresh bool, o journalOptions) (*journalSource, error) {
+	limit := o.limit
 	if limit <= 0 {
 		limit = DefaultJournalLimit
 	}
@@ -100,13 +131,16 @@ func openJournal(path string, fifo *os.File, fresh bool, limit int64, onDrop fun
 	if err != nil {
 		return nil, fmt.Errorf("driver: journal: %w", err)
 	}
-	j := &journalSource{f: f, fd: int(f.Fd()), fifo: fifo, limit: limit, onDrop: onDrop, onError: onError,
+	j := &journalSource{f: f, fd: int(f.Fd()), fifo: fifo, limit: limit, onDrop: o.onDrop, onError: o.onError,
+		space: o.space, direct: o.direct,
 		more: make(chan struct{}, 1), room: make(chan struct{}, 1), stop: make(chan struct{}), pumpDone: make(chan struct{})}
 	if err := j.load(); err != nil {
 		f.Close()
 		return nil, err
 	}
+	j.grew(j.written)
 	if fifo == nil {
+		j.direct = nil
 		j.eof = true
 		close(j.pumpDone)
 		return j, nil
@@ -142,11 +176,19 @@ func (j *journalSource) load() error {
 	return nil
 }
 
+// grew tells the spool about a change of the journal's size.
+func (j *journalSource) grew(n int64) {
+	if j.space != nil && n != 0 {
+		j.space.JournalGrew(n)
+	}
+}
+
 // reset empties the journal and writes its header; mu held or not yet shared.
 func (j *journalSource) reset() error {
 	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("driver: journal %s: %w", j.f.Name(), err)
 	}
+	j.grew(-j.written)
 	j.written, j.committed, j.readOff = 0, 0, 0
 	copy(j.hdr[:8], journalMagic)
 	return j.writeCommitted()
@@ -175,20 +217,44 @@ func (j *journalSource) pump() {
 	defer close(j.pumpDone)
 	defer signal(j.more)
 	failing := false
+	var retry *time.Timer
 	for !j.interrupted.Load() {
 		j.mu.Lock()
 		room := j.limit - (j.written - j.committed)
+		bypass := j.bypass
 		j.mu.Unlock()
-		if room <= 0 {
+		full := false
+		if !bypass && room > 0 && j.space != nil {
+			if r := j.space.JournalRoom(); r < room {
+				room, full = r, r <= 0
+			}
+		}
+		if bypass || room <= 0 {
+			// Wait for a commit; the spool's room is looked at again
+			// every pumpRetry.
+			var tick <-chan time.Time
+			if bypass || full {
+				if retry == nil {
+					retry = time.NewTimer(pumpRetry)
+				} else {
+					retry.Reset(pumpRetry)
+				}
+				tick = retry.C
+			}
 			select {
 			case <-j.room:
+			case <-tick:
 			case <-j.stop:
 				return
+			}
+			if full {
+				signal(j.more) // the stream may switch to reading directly
 			}
 			continue
 		}
 		n, ferr, err := j.splice(min(room, pumpChunk))
 		switch {
+		case errors.Is(err, errBypass):
 		case err != nil:
 			// The FIFO failed: closed by Interrupt or Close, or gone.
 			return
@@ -212,10 +278,17 @@ func (j *journalSource) pump() {
 			return
 		default:
 			failing = false
+			j.grew(n)
 			signal(j.more)
 		}
 	}
 }
+
+// pumpRetry is how often a pump waiting for room on the spool looks again.
+const pumpRetry = 50 * time.Millisecond
+
+// errBypass: the stream reads the FIFO directly; nothing was moved.
+var errBypass = errors.New("driver: journal bypassed")
 
 func (j *journalSource) setEOF() {
 	j.mu.Lock()
@@ -228,9 +301,15 @@ func (j *journalSource) setEOF() {
 // (nothing moved), err the FIFO's; n == 0 without error is EOF.
 func (j *journalSource) splice(max int64) (n int64, ferr, err error) {
 	var serr error
+	bypass := false
 	err = j.rc.Read(func(fd uintptr) bool {
 		for {
 			j.mu.Lock()
+			if j.bypass {
+				j.mu.Unlock()
+				bypass = true
+				return true
+			}
 			off := journalHeader + j.written
 			n, serr = syscall.Splice(int(fd), nil, j.fd, &off, int(max), spliceNonblock)
 			if n > 0 {
@@ -244,6 +323,8 @@ func (j *journalSource) splice(max int64) (n int64, ferr, err error) {
 		return !errors.Is(serr, syscall.EAGAIN)
 	})
 	switch {
+	case bypass:
+		return 0, nil, errBypass
 	case err != nil:
 		return 0, nil, err
 	case serr == nil:
@@ -288,8 +369,29 @@ func (j *journalSource) Read(b []byte) (int, error) {
 		if j.interrupted.Load() {
 			return 0, errInterrupted
 		}
+		if j.bypass {
+			if j.direct.Uncommitted() > 0 || j.space.JournalRoom() <= 0 {
+				return j.direct.Read(b)
+			}
+			j.mu.Lock()
+			j.bypass = false
+			j.mu.Unlock()
+			signal(j.room)
+		}
 		j.mu.Lock()
 		w, eof := j.written, j.eof
+		if !eof && j.readOff == w && j.committed == w && j.direct != nil && j.space != nil && j.space.JournalRoom() <= 0 {
+			// No room on the spool and nothing left in the journal: read
+			// the FIFO directly, so the spool's policy decides as it
+			// would without a journal.
+			j.bypass = true
+			err := j.reset()
+			j.mu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
 		j.mu.Unlock()
 		if j.readOff < w {
 			k := min(int64(len(b)), w-j.readOff)
@@ -342,6 +444,9 @@ func (j *journalSource) Read(b []byte) (int, error) {
 // journal holds is stored and it has grown past journalEmptyAt, it is
 // emptied.
 func (j *journalSource) Commit(n int64) error {
+	if j.bypass {
+		return j.direct.Commit(n)
+	}
 	if n > j.readOff-j.committed {
 		return fmt.Errorf("driver: commit %d bytes, only %d delivered", n, j.readOff-j.committed)
 	}
@@ -364,16 +469,29 @@ func (j *journalSource) Commit(n int64) error {
 }
 
 // Uncommitted returns the delivered bytes not yet committed.
-func (j *journalSource) Uncommitted() int64 { return j.readOff - j.committed }
+func (j *journalSource) Uncommitted() int64 {
+	if j.bypass {
+		return j.direct.Uncommitted()
+	}
+	return j.readOff - j.committed
+}
 
 // Release commits every delivered byte.
-func (j *journalSource) Release() error { return j.Commit(j.readOff - j.committed) }
+func (j *journalSource) Release() error {
+	if j.bypass {
+		return j.direct.Release()
+	}
+	return j.Commit(j.readOff - j.committed)
+}
 
 // Interrupt makes Read return errInterrupted and stops the pump; what the
 // journal and the FIFO hold stays for the next start.
 func (j *journalSource) Interrupt() {
 	j.interrupted.Store(true)
 	j.halt()
+	if j.direct != nil {
+		j.direct.Interrupt()
+	}
 }
 
 // halt stops the pump: a splice in progress completes, none starts.
@@ -397,7 +515,12 @@ func (j *journalSource) Close() error {
 	if done {
 		if rerr := os.Remove(j.f.Name()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = errors.Join(err, rerr)
+		} else {
+			j.grew(-j.written)
 		}
+	}
+	if c, ok := j.direct.(io.Closer); ok {
+		err = errors.Join(err, c.Close())
 	}
 	return err
 }

@@ -46,21 +46,6 @@ func peekFIFO(t *testing.T) (path string, w *os.File, open func() (*peekSource, 
 	return path, w, open
 }
 
-// readN reads exactly n bytes from ps.
-func readN(t *testing.T, ps *peekSource, n int) []byte {
-	t.Helper()
-	out := make([]byte, 0, n)
-	buf := make([]byte, 4096)
-	for len(out) < n {
-		k, err := ps.Read(buf[:min(len(buf), n-len(out))])
-		if err != nil {
-			t.Fatalf("after %d of %d bytes: %v", len(out), n, err)
-		}
-		out = append(out, buf[:k]...)
-	}
-	return out
-}
-
 // TestPeekSourceLeavesUncommitted: what a reader delivered but did not
 // commit is read again, from the first uncommitted byte, by the next reader
 // of the FIFO, as after a crash; committed bytes are gone for good.
@@ -70,7 +55,7 @@ func TestPeekSourceLeavesUncommitted(t *testing.T) {
 	go w.Write(data)
 
 	ps, f := open()
-	got := readN(t, ps, 100_000)
+	got := readN(t, ps, 100_000, false)
 	if !bytes.Equal(got, data[:100_000]) {
 		t.Fatal("first reader: wrong bytes")
 	}
@@ -84,7 +69,7 @@ func TestPeekSourceLeavesUncommitted(t *testing.T) {
 	f.Close() // the "crash": 60,000 delivered bytes were never committed
 
 	ps2, _ := open()
-	got = readN(t, ps2, len(data)-40_000)
+	got = readN(t, ps2, len(data)-40_000, false)
 	if !bytes.Equal(got, data[40_000:]) {
 		t.Fatal("second reader did not start at the first uncommitted byte")
 	}
@@ -103,7 +88,7 @@ func TestPeekSourceIdleHangupEOF(t *testing.T) {
 	path, w, open := peekFIFO(t)
 	ps, _ := open()
 	w.Write([]byte("abc"))
-	readN(t, ps, 3)
+	readN(t, ps, 3, false)
 	begin := time.Now()
 	if _, err := ps.Read(make([]byte, 10)); !errors.Is(err, errIdle) {
 		t.Fatalf("Read with only uncommitted bytes = %v, want errIdle", err)
@@ -112,7 +97,7 @@ func TestPeekSourceIdleHangupEOF(t *testing.T) {
 		t.Errorf("errIdle after %v, want about %v", d, peekIdle)
 	}
 	w.Write([]byte("de"))
-	if got := readN(t, ps, 2); string(got) != "de" {
+	if got := readN(t, ps, 2, false); string(got) != "de" {
 		t.Fatalf("new bytes after idle: %q", got)
 	}
 	w.Close()
@@ -154,7 +139,7 @@ func TestPeekSourceCommitBounds(t *testing.T) {
 	_, w, open := peekFIFO(t)
 	ps, _ := open()
 	w.Write([]byte("xyz"))
-	readN(t, ps, 3)
+	readN(t, ps, 3, false)
 	if err := ps.Commit(4); err == nil {
 		t.Fatal("Commit of more than was delivered succeeded")
 	}

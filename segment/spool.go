@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -95,6 +96,9 @@ type Spool struct {
 	gate spaceGate
 	jan  janitor
 	rep  repairer
+	// journals counts the bytes of the Driver's stream journals on the
+	// spool's disk (JournalGrew).
+	journals atomic.Int64
 
 	// mu guards writers, dirs, closed, lock, openBytes and lastCapWarn.
 	mu          sync.Mutex
