@@ -65,8 +65,9 @@ type Config struct {
 	// ALLOWED_ENDPOINTS). The zero value allows any endpoint.
 	AllowedEndpoints logopt.EndpointPolicy
 	// JournalLimit is how many bytes of a stream's FIFO its journal may
-	// hold before they are stored in a segment. Default
-	// DefaultJournalLimit.
+	// hold before they are stored in a segment. Zero means
+	// DefaultJournalLimit; negative turns journals off (streams read
+	// their FIFO directly).
 	JournalLimit int64
 }
 
@@ -272,23 +273,29 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 			direct = &plainSource{r: f, f: f}
 		}
 	}
-	js, jerr := openJournal(jpath, f, persist, journalOptions{
-		limit:  d.cfg.JournalLimit,
-		space:  d.cfg.Spool,
-		direct: direct,
-		onDrop: func(n int64) { d.counts.skippedBytes.Add(uint64(n)) },
-		onError: func(err error) {
-			st.log.Error("cannot write the stream's journal; discarding FIFO bytes so the container never blocks", "file", saved.File, "err", err)
-		},
-	})
-	switch {
-	case jerr == nil:
-		st.src = js
-	case f == nil:
-		return nil, fmt.Errorf("%w: %w", errOpenFIFO, jerr)
-	default:
-		st.log.Warn("cannot open the stream's journal; reading the FIFO directly, so a burst waits for compression", "file", saved.File, "err", jerr)
+	if d.cfg.JournalLimit < 0 && f != nil && (persist || !journalPending(jpath)) {
+		// Journals are off. (A journal an earlier run left with bytes to
+		// store is still read, then used for the rest of that stream.)
 		st.src = direct
+	} else {
+		js, err := openJournal(jpath, f, persist, journalOptions{
+			limit:  max(d.cfg.JournalLimit, 0),
+			space:  d.cfg.Spool,
+			direct: direct,
+			onDrop: func(n int64) { d.counts.skippedBytes.Add(uint64(n)) },
+			onError: func(err error) {
+				st.log.Error("cannot write the stream's journal; discarding FIFO bytes so the container never blocks", "file", saved.File, "err", err)
+			},
+		})
+		switch {
+		case err == nil:
+			st.src = js
+		case f == nil:
+			return nil, fmt.Errorf("%w: %w", errOpenFIFO, err)
+		default:
+			st.log.Warn("cannot open the stream's journal; reading the FIFO directly, so a burst waits for compression", "file", saved.File, "err", err)
+			st.src = direct
+		}
 	}
 	if opts == nil {
 		return st, nil // read and counted, not stored (see savedOptions)

@@ -31,6 +31,10 @@ const (
 	journalEmptyAt = 4 << 20
 	// pumpChunk is the most one splice(2) moves.
 	pumpChunk = 1 << 20
+	// journalMinRoom: with less room than this on the spool, journals
+	// count as out of room, so a stream does not switch between its
+	// journal and its FIFO for every few bytes.
+	journalMinRoom = 1 << 20
 )
 
 // journalSource is a frameSource that takes the FIFO's bytes off Docker's
@@ -225,8 +229,10 @@ func (j *journalSource) pump() {
 		j.mu.Unlock()
 		full := false
 		if !bypass && room > 0 && j.space != nil {
-			if r := j.space.JournalRoom(); r < room {
-				room, full = r, r <= 0
+			if r := j.space.JournalRoom(); r < journalMinRoom {
+				room, full = 0, true
+			} else {
+				room = min(room, r)
 			}
 		}
 		if bypass || room <= 0 {
@@ -370,7 +376,7 @@ func (j *journalSource) Read(b []byte) (int, error) {
 			return 0, errInterrupted
 		}
 		if j.bypass {
-			if j.direct.Uncommitted() > 0 || j.space.JournalRoom() <= 0 {
+			if j.readOff > j.committed || j.direct.Uncommitted() > 0 || j.space.JournalRoom() < journalMinRoom {
 				return j.direct.Read(b)
 			}
 			j.mu.Lock()
@@ -380,12 +386,16 @@ func (j *journalSource) Read(b []byte) (int, error) {
 		}
 		j.mu.Lock()
 		w, eof := j.written, j.eof
-		if !eof && j.readOff == w && j.committed == w && j.direct != nil && j.space != nil && j.space.JournalRoom() <= 0 {
-			// No room on the spool and nothing left in the journal: read
+		if !eof && j.readOff == w && j.direct != nil && j.space != nil && j.space.JournalRoom() < journalMinRoom {
+			// No room on the spool and every journal byte delivered: read
 			// the FIFO directly, so the spool's policy decides as it
-			// would without a journal.
+			// would without a journal. The FIFO's bytes follow the
+			// journal's, uncommitted ones (the start of a frame) too.
 			j.bypass = true
-			err := j.reset()
+			var err error
+			if j.committed == w {
+				err = j.reset()
+			}
 			j.mu.Unlock()
 			if err != nil {
 				return 0, err
@@ -445,18 +455,31 @@ func (j *journalSource) Read(b []byte) (int, error) {
 // emptied.
 func (j *journalSource) Commit(n int64) error {
 	if j.bypass {
-		return j.direct.Commit(n)
+		// The journal's delivered bytes come first, then the FIFO's.
+		k := min(n, j.readOff-j.committed)
+		if err := j.commitJournal(k); err != nil {
+			return err
+		}
+		if n -= k; n > 0 {
+			return j.direct.Commit(n)
+		}
+		return nil
 	}
 	if n > j.readOff-j.committed {
 		return fmt.Errorf("driver: commit %d bytes, only %d delivered", n, j.readOff-j.committed)
 	}
+	return j.commitJournal(n)
+}
+
+// commitJournal commits n delivered journal bytes.
+func (j *journalSource) commitJournal(n int64) error {
 	if n <= 0 {
 		return nil
 	}
 	j.mu.Lock()
 	var err error
 	j.committed += n
-	if j.committed == j.written && j.written >= journalEmptyAt {
+	if j.committed == j.written && (j.written >= journalEmptyAt || j.bypass) {
 		// The pump holds mu while it writes, so the file is emptied and
 		// its header rewritten before any new byte lands.
 		err = j.reset()
@@ -471,17 +494,20 @@ func (j *journalSource) Commit(n int64) error {
 // Uncommitted returns the delivered bytes not yet committed.
 func (j *journalSource) Uncommitted() int64 {
 	if j.bypass {
-		return j.direct.Uncommitted()
+		return j.readOff - j.committed + j.direct.Uncommitted()
 	}
 	return j.readOff - j.committed
 }
 
 // Release commits every delivered byte.
 func (j *journalSource) Release() error {
+	if err := j.commitJournal(j.readOff - j.committed); err != nil {
+		return err
+	}
 	if j.bypass {
 		return j.direct.Release()
 	}
-	return j.Commit(j.readOff - j.committed)
+	return nil
 }
 
 // Interrupt makes Read return errInterrupted and stops the pump; what the

@@ -74,7 +74,7 @@ type collector struct {
 	recordsDropped, skippedBytes          *prometheus.Desc
 	written, sealed, segmentsDropped      *prometheus.Desc
 	spoolBytes, spoolSegments, spoolLimit *prometheus.Desc
-	spoolFree, lag                        *prometheus.Desc
+	spoolFree, journal, lag               *prometheus.Desc
 	queue, failing                        *prometheus.Desc
 }
 
@@ -98,6 +98,7 @@ func newCollector(src Sources) *collector {
 		spoolSegments:   d("s3logs_spool_segments", "Sealed segments waiting for upload."),
 		spoolLimit:      d("s3logs_spool_limit_bytes", "The spool limit (SPOOL_LIMIT) in bytes; 0 means none."),
 		spoolFree:       d("s3logs_spool_free_bytes", "Free space of the spool's filesystem (at most a second old); below 16 MiB the spool counts as full."),
+		journal:         d("s3logs_journal_bytes", "Bytes of the stream journals in the spool: bursts taken off the containers' pipes that are not yet in segments (counted against SPOOL_LIMIT)."),
 		lag:             d("s3logs_shipping_lag_seconds", "Age of the oldest sealed segment not yet uploaded (time since its seal), 0 when none waits. Its records are older by up to the segment-age log-opt."),
 		queue:           d("s3logs_upload_queue_segments", "Segments queued for upload or being uploaded."),
 		failing:         d("s3logs_upload_failing_seconds", "For each bucket whose last upload attempt failed: seconds since the first failure of the current spell (no upload has succeeded since).", "bucket"),
@@ -108,7 +109,7 @@ func newCollector(src Sources) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.streamsOpen, c.streamsReattached, c.recordsIn, c.bytesIn, c.recordsDropped,
 		c.skippedBytes, c.written, c.sealed, c.segmentsDropped, c.spoolBytes, c.spoolSegments, c.spoolLimit,
-		c.spoolFree, c.lag, c.queue, c.failing} {
+		c.spoolFree, c.journal, c.lag, c.queue, c.failing} {
 		ch <- d
 	}
 }
@@ -153,6 +154,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if ss.FreeBytes >= 0 {
 		gauge(c.spoolFree, float64(ss.FreeBytes))
 	}
+	gauge(c.journal, float64(ss.JournalBytes))
 	lag := 0.0
 	if !ss.OldestSealed.IsZero() {
 		lag = max(0, now.Sub(ss.OldestSealed).Seconds())

@@ -46,6 +46,7 @@
 //	s3logs_spool_segments                    gauge    sealed segments waiting for upload
 //	s3logs_spool_limit_bytes                 gauge    SPOOL_LIMIT in bytes (0: none)
 //	s3logs_spool_free_bytes                  gauge    free space of the spool's filesystem
+//	s3logs_journal_bytes                     gauge    stream journals: bursts not yet in segments, bytes
 //	s3logs_shipping_lag_seconds              gauge    age of the oldest sealed segment not yet uploaded (0: none)
 //	s3logs_upload_queue_segments             gauge    segments queued or being uploaded
 //	s3logs_upload_failing_seconds{bucket}    gauge    how long uploads to a bucket have failed, for failing buckets only

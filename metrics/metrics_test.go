@@ -81,7 +81,7 @@ func TestCollectorReadsTheSources(t *testing.T) {
 	src := Sources{
 		Driver: fakeDriver{StreamsOpen: 3, StreamsReattached: 2, Stdout: driver.In{Records: 10, Bytes: 110}, Stderr: driver.In{Records: 4, Bytes: 20},
 			NotStored: 5, Unstorable: 6, CorruptFrames: 7, SkippedBytes: 800},
-		Spool: fakeSpool{SealedBytes: 4096, SealedSegments: 2, OldestSealed: now.Add(-90 * time.Second), Limit: 1 << 20, FreeBytes: 1 << 30,
+		Spool: fakeSpool{SealedBytes: 4096, SealedSegments: 2, OldestSealed: now.Add(-90 * time.Second), Limit: 1 << 20, FreeBytes: 1 << 30, JournalBytes: 3 << 20,
 			WrittenBytes: 123456, Sealed: map[string]uint64{"size": 1, "age": 2, "stop": 3, "shutdown": 0, "recovered": 4},
 			DroppedSegments: 8, DroppedRecords: 900, LostOnError: 11},
 		Uploader: fakeUploader{Pending: 5, Failing: []uploader.FailingDestination{
@@ -118,6 +118,7 @@ func TestCollectorReadsTheSources(t *testing.T) {
 		`s3logs_spool_segments`:                                2,
 		`s3logs_spool_limit_bytes`:                             1 << 20,
 		`s3logs_spool_free_bytes`:                              1 << 30,
+		`s3logs_journal_bytes`:                                 3 << 20,
 		`s3logs_shipping_lag_seconds`:                          90,
 		`s3logs_upload_queue_segments`:                         5,
 		`s3logs_upload_failing_seconds{bucket="b1"}`:           600,

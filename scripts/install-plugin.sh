@@ -9,7 +9,7 @@
 #
 # Secrets never go on a command line (every local user can read command lines
 # in ps and /proc/*/cmdline). `docker plugin set` has no stdin form, so:
-#   - non-secret settings (LOG_LEVEL, SPOOL_*, UPLOAD_BACKOFF_MAX, AWS_REGION,
+#   - non-secret settings (LOG_LEVEL, SPOOL_*, UPLOAD_BACKOFF_MAX, JOURNAL_LIMIT, AWS_REGION,
 #     ALLOWED_ENDPOINTS, METRICS_ADDR, PPROF, READ_LOGS) and the spool mount go through
 #     `docker plugin set`;
 #   - the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
@@ -28,7 +28,7 @@ set -euo pipefail
 PLUGIN=${PLUGIN:?PLUGIN is required}
 SPOOL=${SPOOL:?SPOOL is required}
 SRC=${SRC:-build/plugin}
-SETTABLE='^(LOG_LEVEL|AWS_REGION|SPOOL_LIMIT|SPOOL_POLICY|UPLOAD_BACKOFF_MAX|ALLOWED_ENDPOINTS|METRICS_ADDR|PPROF|READ_LOGS)='
+SETTABLE='^(LOG_LEVEL|AWS_REGION|SPOOL_LIMIT|SPOOL_POLICY|UPLOAD_BACKOFF_MAX|JOURNAL_LIMIT|ALLOWED_ENDPOINTS|METRICS_ADDR|PPROF|READ_LOGS)='
 SECRET_NAMES='AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN'
 
 mkdir -p "$SPOOL"

@@ -26,6 +26,11 @@ type Stats struct {
 	// interval ago), or -1 when statfs(2) failed.
 	FreeBytes int64
 
+	// JournalBytes is the size of the stream journals on the spool's
+	// filesystem (JournalGrew): bursts taken off Docker's pipes and not
+	// yet in segments, or already stored and not yet emptied.
+	JournalBytes int64
+
 	// WrittenBytes counts the compressed bytes Writers wrote to segment
 	// files.
 	WrittenBytes int64
@@ -49,6 +54,7 @@ func (s *Spool) Stats() Stats {
 	st := Stats{
 		Limit:           s.limit,
 		FreeBytes:       s.jan.free.Load(),
+		JournalBytes:    s.journals.Load(),
 		WrittenBytes:    s.jan.written.Load(),
 		Sealed:          make(map[string]uint64, len(reasons)),
 		DroppedSegments: s.jan.dropped.Load(),

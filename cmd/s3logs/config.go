@@ -19,6 +19,8 @@ import (
 const (
 	defaultSpoolLimit = "25%"
 	defaultBackoffMax = 5 * time.Minute
+	// defaultJournalLimit is driver.DefaultJournalLimit as a setting.
+	defaultJournalLimit = "256m"
 )
 
 // config is what the plugin reads from its environment.
@@ -30,6 +32,9 @@ type config struct {
 	spoolLimit int64 // bytes
 	policy     segment.Policy
 	backoffMax time.Duration
+	// journalLimit (JOURNAL_LIMIT) bounds each stream's journal; -1
+	// (JOURNAL_LIMIT=0) turns journals off.
+	journalLimit int64
 	// allowedEndpoints (ALLOWED_ENDPOINTS) restricts the endpoint log-opt;
 	// the zero value, the default, allows any endpoint.
 	allowedEndpoints logopt.EndpointPolicy
@@ -85,6 +90,15 @@ func loadConfig(getenv func(string) string, fsSize func(string) (int64, error)) 
 			return c, fmt.Errorf("SPOOL_LIMIT=%q: want a size of at least 1m such as 512m or 10g, or a share of the spool's filesystem such as 25%%", limit)
 		}
 		c.spoolLimit = n
+	}
+	jl := get("JOURNAL_LIMIT", defaultJournalLimit)
+	switch n, err := logopt.ParseSize(jl); {
+	case jl == "0":
+		c.journalLimit = -1
+	case err != nil || n < 1<<20:
+		return c, fmt.Errorf("JOURNAL_LIMIT=%q: want a size of at least 1m such as 256m or 2g, or 0 to read FIFOs without journals", jl)
+	default:
+		c.journalLimit = n
 	}
 	c.backoffMax = defaultBackoffMax
 	if v := get("UPLOAD_BACKOFF_MAX", ""); v != "" {

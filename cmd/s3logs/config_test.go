@@ -29,6 +29,8 @@ func TestLoadConfig(t *testing.T) {
 		{env: map[string]string{"UPLOAD_BACKOFF_MAX": "5"}, err: "UPLOAD_BACKOFF_MAX"},
 		{env: map[string]string{"UPLOAD_BACKOFF_MAX": "10ms"}, err: "UPLOAD_BACKOFF_MAX"},
 		{env: map[string]string{"LOG_LEVEL": "loud"}, err: "LOG_LEVEL"},
+		{env: map[string]string{"JOURNAL_LIMIT": "1x"}, err: "JOURNAL_LIMIT"},
+		{env: map[string]string{"JOURNAL_LIMIT": "100k"}, err: "JOURNAL_LIMIT"},
 	}
 	for _, c := range cases {
 		cfg, err := loadConfig(func(k string) string { return c.env[k] }, fs)
@@ -44,6 +46,12 @@ func TestLoadConfig(t *testing.T) {
 		}
 		if cfg.spoolLimit != c.limit || cfg.policy != c.policy || cfg.backoffMax != c.backoff {
 			t.Errorf("%v: got limit %d policy %s backoff %v", c.env, cfg.spoolLimit, cfg.policy, cfg.backoffMax)
+		}
+	}
+	for v, want := range map[string]int64{"": 256 << 20, "2g": 2 << 30, "0": -1} {
+		cfg, err := loadConfig(func(k string) string { return map[string]string{"JOURNAL_LIMIT": v}[k] }, fs)
+		if err != nil || cfg.journalLimit != want {
+			t.Errorf("JOURNAL_LIMIT=%q: journalLimit %d, %v; want %d", v, cfg.journalLimit, err, want)
 		}
 	}
 	_, err := loadConfig(func(k string) string { return map[string]string{"SPOOL_LIMIT": "10%"}[k] },

@@ -19,6 +19,7 @@
 //	                    spool's filesystem (25%, the default)
 //	SPOOL_POLICY        drop-oldest (default) or block, when the spool is full
 //	UPLOAD_BACKOFF_MAX  longest wait between upload retries (default 5m)
+//	JOURNAL_LIMIT       most bytes of a burst a stream's journal holds (default 256m; 0: no journals)
 //	LOG_LEVEL           debug, info, warn or error (default info)
 //	ALLOWED_ENDPOINTS   endpoints log-opts may name (default: any; see README)
 //	READ_LOGS           true: serve docker logs from S3 and the spool (default false)
@@ -177,6 +178,7 @@ func run() error {
 		Hostname:         host,
 		Logger:           log,
 		AllowedEndpoints: cfg.allowedEndpoints,
+		JournalLimit:     cfg.journalLimit,
 	})
 	if err != nil {
 		return err
@@ -251,7 +253,7 @@ func startup(ctx context.Context, log *slog.Logger, cfg config, spool *segment.S
 		return
 	}
 	log.Info("s3logs started", "socket", cfg.socket, "spool", cfg.spoolDir,
-		"spool_limit", cfg.spoolLimit, "spool_policy", cfg.policy, "upload_backoff_max", cfg.backoffMax,
+		"spool_limit", cfg.spoolLimit, "spool_policy", cfg.policy, "upload_backoff_max", cfg.backoffMax, "journal_limit", cfg.journalLimit,
 		"allowed_endpoints", cfg.allowedEndpoints.String(), "metrics_addr", cfg.metricsAddr,
 		"startup", time.Since(begin).Round(time.Millisecond))
 	recovered := 0
