@@ -6,9 +6,25 @@
 // json-file records and appends them to a segment.Writer; it never waits on
 // the network.
 //
+// # Journals
+//
+// A stream normally reads its FIFO through a journalSource: a pump
+// goroutine moves the FIFO's bytes with splice(2) to the end of a
+// per-stream file next to the saved stream (StateDir/<hash>.journal) as
+// soon as Docker writes them, and the stream reads that file. A burst thus
+// leaves Docker's pipe at the speed of a page-cache write instead of
+// waiting for JSON encoding and zstd. The journal's header holds how many
+// of its bytes are stored in segments (Commit); a restarted process resumes
+// there, then goes on with the FIFO, so a byte is always in the pipe or in
+// the journal until it is stored. A journal holds at most Config.JournalLimit
+// bytes not yet stored, and grows only while the spool has room for it
+// (JournalSpace, the segment.Spool): without room, once every journal byte
+// is delivered, the stream reads the FIFO directly through the peekSource
+// below, and returns to the journal when there is room again.
+//
 // # Consume only what is stored
 //
-// A stream reads its FIFO through a peekSource: tee(2) copies the pipe's
+// Without a journal, a stream reads its FIFO through a peekSource: tee(2) copies the pipe's
 // bytes into a private pipe without consuming them. Before every read the
 // stream flushes its segment writer (write(2): the records are in the file)
 // and then commits, consuming from the FIFO with splice(2) exactly the frames
@@ -26,7 +42,8 @@
 // (log-opts, container identity, selected attrs; never the container's
 // environment) are saved in the spool's streams folder and removed at EOF.
 // After a crash, Docker restarts the plugin but never repeats StartLogging;
-// Reattach re-opens every saved FIFO that still exists. Its decoder starts
+// Reattach re-opens every saved FIFO that still exists, and stores what
+// the journal of a FIFO that is gone still holds. Its decoder starts
 // in resync mode (fifo.Options.Resync), and a deduper compares the first
 // records with the last ones of the container's repaired segment, dropping
 // those the dead process stored but had not consumed. Reattach never leaves
@@ -54,7 +71,9 @@
 // # Goroutines
 //
 // Each stream's reader goroutine is started by StartLogging or Reattach and
-// ends at EOF or when interrupted; a re-attach retry runs in its own
+// ends at EOF or when interrupted; its journal's pump goroutine starts with
+// the journal and ends at the FIFO's EOF or when the stream closes the
+// journal (Close waits for it); a re-attach retry runs in its own
 // goroutine until it succeeds, the FIFO is gone or Shutdown. Shutdown waits
 // for all of them.
 package driver

@@ -290,6 +290,9 @@ func (d *Driver) newStream(saved savedStream, opts *logopt.Options, persist bool
 		switch {
 		case err == nil:
 			st.src = js
+			if p := js.Pending(); p > 0 {
+				st.log.Info("resuming the stream's journal", "file", saved.File, "pending_bytes", p)
+			}
 		case f == nil:
 			return nil, fmt.Errorf("%w: %w", errOpenFIFO, err)
 		default:

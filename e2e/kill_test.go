@@ -65,8 +65,17 @@ func TestKillUnderLoad(t *testing.T) {
 			if len(lines[0]) > 16<<10 {
 				perKill = (64<<10)/(len(lines[0])) + 2 // a read spans at most this many long lines
 			}
-			t.Logf("MEASURE kill-load %s: kills=%d %s records=%d objects=%d bytes_per_line=%d stderr_bytes=%d bound_per_kill=%d lines",
-				sh.name, kills, tl, recs, len(objs), len(lines[0]), len(errOut), perKill)
+			// How much each kill left in the stream's journal, not yet
+			// stored: the backlog the restarted plugin resumed.
+			resumed := f.grepLog(t, f.logStart, "plugin="+id, "container="+cid[:12], "resuming the stream's journal")
+			var pending []string
+			for _, l := range resumed {
+				if _, v, ok := strings.Cut(l, "pending_bytes="); ok {
+					pending = append(pending, strings.Trim(strings.Fields(v)[0], `"\`))
+				}
+			}
+			t.Logf("MEASURE kill-load %s: kills=%d %s records=%d objects=%d bytes_per_line=%d stderr_bytes=%d bound_per_kill=%d lines journal_pending_at_restart=%v",
+				sh.name, kills, tl, recs, len(objs), len(lines[0]), len(errOut), perKill, pending)
 			if tl.dups > 0 || tl.outOfOrder > 0 || len(errOut) > 0 {
 				t.Errorf("lines stored twice or out of order: %s", tl)
 			}
