@@ -31,6 +31,14 @@ const (
 	journalEmptyAt = 4 << 20
 	// pumpChunk is the most one splice(2) moves.
 	pumpChunk = 1 << 20
+	// pumpBatch and pumpPause: after moving less than pumpBatch, the pump
+	// waits pumpPause before the next splice(2), so that a container
+	// writing line by line at full speed (Docker writes each line to the
+	// pipe with its own write(2)) costs a splice, a wake-up of the pump
+	// and one of the stream per pumpPause rather than per line. At
+	// 500 MB/s, 1 MiB of pipe lasts 2 ms.
+	pumpBatch = 256 << 10
+	pumpPause = 2 * time.Millisecond
 	// journalMinRoom: with less room than this on the spool, journals
 	// count as out of room, so a stream does not switch between its
 	// journal and its FIFO for every few bytes.
@@ -207,6 +215,17 @@ func (j *journalSource) writeCommitted() error {
 	return nil
 }
 
+// Ready returns how many journal bytes Read can deliver without waiting.
+// For the reader goroutine only.
+func (j *journalSource) Ready() int64 {
+	if j.bypass {
+		return 0
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.written - j.readOff
+}
+
 // Pending returns the journal's bytes not yet stored. Safe from any
 // goroutine.
 func (j *journalSource) Pending() int64 {
@@ -221,7 +240,7 @@ func (j *journalSource) pump() {
 	defer close(j.pumpDone)
 	defer signal(j.more)
 	failing := false
-	var retry *time.Timer
+	var retry, pause *time.Timer
 	for !j.interrupted.Load() {
 		j.mu.Lock()
 		room := j.limit - (j.written - j.committed)
@@ -286,6 +305,18 @@ func (j *journalSource) pump() {
 			failing = false
 			j.grew(n)
 			signal(j.more)
+			if n < pumpBatch {
+				if pause == nil {
+					pause = time.NewTimer(pumpPause)
+				} else {
+					pause.Reset(pumpPause)
+				}
+				select {
+				case <-pause.C:
+				case <-j.stop:
+					return
+				}
+			}
 		}
 	}
 }
