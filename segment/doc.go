@@ -91,6 +91,12 @@
 // are rate-limited: "still full" at most every 30 s or on a change, and
 // beyond 5 drops in one visit, one summary line.
 //
+// The Driver's stream journals (bursts taken off Docker's pipes before they
+// are compressed) live on the same filesystem: JournalRoom tells them how
+// much more they may take, counting them against Config.Limit with the
+// sealed segments and keeping JournalReserve beyond MinFree free for
+// segments, and none while the gate is shut; JournalGrew keeps the count.
+//
 // The janitor also removes container folders that no Writer holds and that
 // hold no segment: when the last Writer closes, or the last segment is
 // removed, the folder becomes a candidate, and the next visit removes it
