@@ -1,7 +1,9 @@
 package record
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -77,52 +79,123 @@ var plain = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
-// appendASCIIEscape appends the escape of an ASCII byte that is not plain.
-func appendASCIIEscape(dst []byte, b byte) []byte {
-	switch b {
-	case '"', '\\':
-		return append(dst, '\\', b)
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
+// class[b] sorts the bytes for appendEscaped: 0 copied verbatim, 1 an
+// ASCII byte that is escaped, 2 a byte of a UTF-8 sequence (or an invalid
+// byte).
+var class = func() (t [256]uint8) {
+	for b := range t {
+		switch {
+		case b >= utf8.RuneSelf:
+			t[b] = 2
+		case !plain[b]:
+			t[b] = 1
+		}
 	}
-	return append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
-}
+	return t
+}()
+
+// lead[b] is the first byte out for a verbatim byte (b itself) and for the
+// quote and the backslash (a backslash).
+var lead = func() (t [256]byte) {
+	for b := range t {
+		t[b] = byte(b)
+	}
+	t['"'], t['\\'] = '\\', '\\'
+	return t
+}()
+
+// escapeChunk is how much input appendEscaped escapes per growth of dst:
+// dst grows by the worst case (6 bytes per input byte) of one chunk at a
+// time, so a long line never reserves six times its size.
+const escapeChunk = 4096
 
 // appendEscaped appends s escaped as json-file escapes the log field,
 // without quotes.
 func appendEscaped(dst, s []byte) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if plain[b] {
+	for len(s) > 0 {
+		k := min(len(s), escapeChunk)
+		dst = slices.Grow(dst, 6*(k+utf8.UTFMax))
+		var used int
+		dst, used = escapeInto(dst, s, k)
+		s = s[used:]
+	}
+	return dst
+}
+
+// escapeInto escapes s[:k], and the rest of a UTF-8 sequence that starts
+// before k, into the spare capacity of dst, which must hold 6 bytes per
+// input byte. It returns dst extended and how many bytes of s it used.
+// Eight verbatim bytes are checked and copied at a time.
+func escapeInto(dst, s []byte, k int) ([]byte, int) {
+	n := len(dst)
+	d := dst[:cap(dst)]
+	i := 0
+	for i < k {
+		if i+8 <= k {
+			w := binary.LittleEndian.Uint64(s[i:])
+			if class[byte(w)]|class[byte(w>>8)]|class[byte(w>>16)]|class[byte(w>>24)]|
+				class[byte(w>>32)]|class[byte(w>>40)]|class[byte(w>>48)]|class[byte(w>>56)] == 0 {
+				binary.LittleEndian.PutUint64(d[n:], w)
+				n += 8
+				i += 8
+				continue
+			}
+		}
+		// Byte by byte up to the next 8-byte boundary of the input.
+		// Verbatim bytes and the quote and backslash, by far the most
+		// common escapes in JSON logs, take no branch: the byte goes at
+		// n+1 behind its lead (itself, or a backslash) and n moves by 1
+		// or 2.
+		for end := min(i+8, k); i < end; {
+			b := s[i]
+			if c := class[b]; c == 0 || b == '"' || b == '\\' {
+				_ = d[n+1]
+				d[n] = lead[b]
+				d[n+1] = b
+				n += 1 + int(c)
 				i++
 				continue
 			}
-			dst = append(dst, s[start:i]...)
-			dst = appendASCIIEscape(dst, b)
-			i++
-			start = i
-			continue
+			switch class[b] {
+			case 1:
+				n += putASCIIEscape(d[n:], b)
+				i++
+			default:
+				r, size := utf8.DecodeRune(s[i:])
+				switch {
+				case r == utf8.RuneError && size == 1:
+					n += copy(d[n:], `\ufffd`)
+				case r == '\u2028' || r == '\u2029':
+					n += copy(d[n:], `\u202`)
+					d[n] = hexDigits[r&0xf]
+					n++
+				default:
+					n += copy(d[n:], s[i:i+size])
+				}
+				i += size
+			}
 		}
-		r, size := utf8.DecodeRune(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
 	}
-	return append(dst, s[start:]...)
+	return d[:n], i
+}
+
+// putASCIIEscape writes the escape of an ASCII byte that is not plain to
+// d and returns its length.
+func putASCIIEscape(d []byte, b byte) int {
+	switch b {
+	case '"', '\\':
+		d[0], d[1] = '\\', b
+		return 2
+	case '\n':
+		d[0], d[1] = '\\', 'n'
+		return 2
+	case '\r':
+		d[0], d[1] = '\\', 'r'
+		return 2
+	}
+	_ = d[5]
+	d[0], d[1], d[2], d[3], d[4], d[5] = '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf]
+	return 6
 }
 
 // appendEscapedString is appendEscaped for a string. The conversion does

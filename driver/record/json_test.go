@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -203,8 +204,10 @@ func BenchmarkAppendJSON(b *testing.B) {
 		"short":   []byte("2026-11-27 15:04:05 INFO request served path=/index.html status=200 took=3ms"),
 		"1KiB":    []byte(strings.Repeat("lorem ipsum dolor sit amet, ", 37)[:1024]),
 		"1KiBesc": []byte(strings.Repeat("a\t\"b\" <c> \x1b[0m ", 70)[:1024]),
+		// A JSON application log line, as the end-to-end benchmark logs.
+		"1KiBjson": []byte(strings.Repeat(`{"ts":"2026-11-30T12:00:00.123Z","level":"info","msg":"request served","path":"/api/v1/items/42","status":200,"took_ms":3.2,"user":"u-1234"},`, 8)[:1024]),
 	}
-	for _, name := range []string{"short", "1KiB", "1KiBesc"} {
+	for _, name := range []string{"short", "1KiB", "1KiBesc", "1KiBjson"} {
 		b.Run(name, func(b *testing.B) {
 			r := &Record{Line: lines[name], Newline: true, Source: "stdout", Time: testTime}
 			buf := make([]byte, 0, 8192)
@@ -214,5 +217,85 @@ func BenchmarkAppendJSON(b *testing.B) {
 				buf = AppendJSON(buf[:0], r, nil)
 			}
 		})
+	}
+}
+
+// appendEscapedRef is the byte-at-a-time escaper that appendEscaped
+// replaced, kept as the reference its output must equal.
+func appendEscapedRef(dst, s []byte) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if plain[b] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(dst, s[start:]...)
+}
+
+// FuzzAppendEscaped: the 8-bytes-at-a-time escaper writes exactly what the
+// byte-at-a-time reference writes, for any input and any prefix in dst,
+// including runes cut by its 4 KiB chunks.
+func FuzzAppendEscaped(f *testing.F) {
+	f.Add([]byte(`{"a":"b<c>&d\"e\\f"}`), 0)
+	f.Add([]byte("plain text with no escapes at all, long enough for blocks"), 3)
+	f.Add([]byte("\xff\xfe\u2028\u2029\x00\x1f\t\r\n\u00e9\U0001F600"), 1)
+	for _, at := range []int{escapeChunk - 3, escapeChunk - 2, escapeChunk - 1, escapeChunk} {
+		b := bytes.Repeat([]byte("x"), at)
+		f.Add(append(b, "\U0001F600\u2028\xe2\x82"...), 0)
+	}
+	f.Fuzz(func(t *testing.T, s []byte, prefix int) {
+		pre := bytes.Repeat([]byte("p"), prefix&63)
+		got := appendEscaped(bytes.Clone(pre), s)
+		want := appendEscapedRef(bytes.Clone(pre), s)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("appendEscaped(%q)\n got %q\nwant %q", s, got, want)
+		}
+	})
+}
+
+// TestAppendEscapedLong: lines of every length around the chunk size, with
+// a multi-byte rune, an invalid byte and escapes at every position near
+// the chunk boundary.
+func TestAppendEscapedLong(t *testing.T) {
+	for _, tail := range []string{"\U0001F600", "\u2028", "\xe2\x82", "\"", "<", "\x01"} {
+		for n := escapeChunk - 12; n <= escapeChunk+12; n++ {
+			s := append(bytes.Repeat([]byte("a\"b"), n/3), tail...)
+			s = append(s, bytes.Repeat([]byte("z"), 20)...)
+			if got, want := appendEscaped(nil, s), appendEscapedRef(nil, s); !bytes.Equal(got, want) {
+				t.Fatalf("length %d, tail %q: output differs from the reference", n, tail)
+			}
+		}
 	}
 }
