@@ -479,10 +479,12 @@ func syncDir(dir string) error {
 	return f.Sync()
 }
 
-// forget removes a stream's saved file.
+// forget removes a stream's saved file and its journal, if any.
 func (d *Driver) forget(file string) {
-	if err := os.Remove(d.statePath(file)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		d.log.Warn("cannot remove saved stream", "file", file, "err", err)
+	for _, p := range []string{d.statePath(file), d.journalPath(file)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.log.Warn("cannot remove saved stream", "file", p, "err", err)
+		}
 	}
 }
 

@@ -167,25 +167,41 @@ func openJournal(path string, fifo *os.File, fresh bool, o journalOptions) (*jou
 
 // load reads the header of an existing journal, or writes one.
 func (j *journalSource) load() error {
-	fi, err := j.f.Stat()
+	written, committed, err := readJournalHeader(j.f)
+	switch {
+	case errors.Is(err, errNoJournalHeader):
+		return j.reset()
+	case err != nil:
+		return err
+	}
+	copy(j.hdr[:8], journalMagic)
+	j.written, j.committed, j.readOff = written, committed, committed
+	return nil
+}
+
+// errNoJournalHeader: the file is shorter than a journal's header (new).
+var errNoJournalHeader = errors.New("driver: journal has no header")
+
+// readJournalHeader returns how many data bytes a journal file holds and
+// how many of them are stored. A commit larger than the data means the file
+// was emptied before its header was rewritten: nothing is left.
+func readJournalHeader(f *os.File) (written, committed int64, err error) {
+	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("driver: journal: %w", err)
+		return 0, 0, fmt.Errorf("driver: journal: %w", err)
 	}
 	if fi.Size() < journalHeader {
-		return j.reset()
+		return 0, 0, errNoJournalHeader
 	}
-	if _, err := j.f.ReadAt(j.hdr[:], 0); err != nil {
-		return fmt.Errorf("driver: journal %s: read header: %w", j.f.Name(), err)
+	var hdr [journalHeader]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return 0, 0, fmt.Errorf("driver: journal %s: read header: %w", f.Name(), err)
 	}
-	if string(j.hdr[:8]) != journalMagic {
-		return fmt.Errorf("driver: journal %s: not a journal (header %q)", j.f.Name(), j.hdr[:8])
+	if string(hdr[:8]) != journalMagic {
+		return 0, 0, fmt.Errorf("driver: journal %s: not a journal (header %q)", f.Name(), hdr[:8])
 	}
-	j.written = fi.Size() - journalHeader
-	// A commit larger than the data: the file was emptied and the header
-	// not yet rewritten; nothing is left.
-	j.committed = min(int64(binary.LittleEndian.Uint64(j.hdr[8:])), j.written)
-	j.readOff = j.committed
-	return nil
+	written = fi.Size() - journalHeader
+	return written, min(int64(binary.LittleEndian.Uint64(hdr[8:])), written), nil
 }
 
 // grew tells the spool about a change of the journal's size.
@@ -590,13 +606,6 @@ func journalPending(path string) bool {
 		return false
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.Size() <= journalHeader {
-		return false
-	}
-	var hdr [journalHeader]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil || string(hdr[:8]) != journalMagic {
-		return false
-	}
-	return int64(binary.LittleEndian.Uint64(hdr[8:])) < fi.Size()-journalHeader
+	written, committed, err := readJournalHeader(f)
+	return err == nil && committed < written
 }

@@ -70,6 +70,27 @@ func readN(t *testing.T, src frameSource, n int, commit bool) []byte {
 	return out
 }
 
+// stillBlocked fails the test if the write behind done completes within
+// 300 ms.
+func stillBlocked(t *testing.T, done <-chan error, msg string) {
+	t.Helper()
+	select {
+	case <-done:
+		t.Fatal(msg)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// crash stops j as a killed process would leave it: the pump stops and
+// the file stays as it is; the FIFO reader is made usable again, as the
+// next process opens the FIFO afresh.
+func crash(j *journalSource, r *os.File) {
+	j.halt()
+	<-j.pumpDone
+	j.f.Close()
+	r.SetReadDeadline(time.Time{})
+}
+
 func writeAsync(w io.Writer, b []byte) <-chan error {
 	done := make(chan error, 1)
 	go func() { _, err := w.Write(b); done <- err }()
@@ -123,12 +144,7 @@ func TestJournalLimit(t *testing.T) {
 	defer j.Close()
 	burst := randomBytes(8 << 20)
 	done := writeAsync(w, burst)
-	time.Sleep(300 * time.Millisecond)
-	select {
-	case <-done:
-		t.Fatal("an 8 MiB write completed into a 512 KiB journal and a 1 MiB pipe that nobody read")
-	default:
-	}
+	stillBlocked(t, done, "an 8 MiB write completed into a 512 KiB journal and a 1 MiB pipe that nobody read")
 	if p := j.Pending(); p != limit {
 		t.Errorf("journal holds %d bytes, want its limit %d", p, limit)
 	}
@@ -160,11 +176,7 @@ func TestJournalResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, func() bool { return j.Pending() == 2<<20-700<<10 })
-	// The "crash": the pump stops, the file stays as it is.
-	j.halt()
-	<-j.pumpDone
-	j.f.Close()
-	r.SetReadDeadline(time.Time{}) // the next process opens the FIFO afresh
+	crash(j, r)
 
 	j2, err := openJournal(path, r, false, journalOptions{limit: 64 << 20})
 	if err != nil {
@@ -199,10 +211,7 @@ func TestJournalEmptied(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Size() != journalHeader {
 		t.Fatalf("journal after everything was committed: %v, %v", fi.Size(), err)
 	}
-	j.halt()
-	<-j.pumpDone
-	j.f.Close()
-	r.SetReadDeadline(time.Time{})
+	crash(j, r)
 	if journalPending(path) {
 		t.Error("an emptied journal reports pending bytes")
 	}
@@ -309,20 +318,7 @@ func (f *fakeSpace) JournalGrew(n int64) { f.bytes.Add(n) }
 // spool's policy applies as without a journal); once there is room again
 // the journal takes the bursts, and the spool hears of every byte.
 func TestJournalBypassWhenTheSpoolIsFull(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	w, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	r, err := openFIFO(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, w := journalFIFO(t)
 	ps, err := newPeekSource(r, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -337,12 +333,7 @@ func TestJournalBypassWhenTheSpoolIsFull(t *testing.T) {
 
 	first := randomBytes(4 << 20)
 	done := writeAsync(w, first)
-	time.Sleep(200 * time.Millisecond)
-	select {
-	case <-done:
-		t.Fatal("a 4 MiB write completed with no room for the journal and nobody reading")
-	default:
-	}
+	stillBlocked(t, done, "a 4 MiB write completed with no room for the journal and nobody reading")
 	if p := j.Pending(); p != 0 {
 		t.Fatalf("journal took %d bytes with no room on the spool", p)
 	}

@@ -69,10 +69,9 @@ func (d *Driver) Reattach(tail func(containerID string) [][]byte) (int, error) {
 	n := 0
 	errs := []error{err}
 	for _, sv := range saved {
-		if _, err := os.Stat(sv.File); errors.Is(err, os.ErrNotExist) && !journalPending(d.journalPath(sv.File)) {
+		if d.nothingLeft(sv.File) {
 			d.log.Info("saved stream's FIFO is gone", "file", sv.File)
 			d.forget(sv.File)
-			os.Remove(d.journalPath(sv.File))
 			continue
 		}
 		if err := d.checkFile(sv.File); err != nil {
@@ -106,6 +105,13 @@ func (d *Driver) Reattach(tail func(containerID string) [][]byte) (int, error) {
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// nothingLeft reports whether a saved stream has nothing left to read: its
+// FIFO is gone and its journal holds no byte to store.
+func (d *Driver) nothingLeft(file string) bool {
+	_, err := os.Stat(file)
+	return errors.Is(err, os.ErrNotExist) && !journalPending(d.journalPath(file))
 }
 
 // savedOptions parses a saved stream's log-opts. Options that no longer
@@ -179,10 +185,9 @@ func (d *Driver) retryReattach(sv savedStream, opts *logopt.Options, tail [][]by
 				return
 			case <-time.After(delay):
 			}
-			if _, err := os.Stat(sv.File); errors.Is(err, os.ErrNotExist) && !journalPending(d.journalPath(sv.File)) {
+			if d.nothingLeft(sv.File) {
 				d.log.Error("gave up re-attaching: the FIFO is gone", "container", shortID(sv.ContainerID), "file", sv.File, "attempts", attempt)
 				d.forget(sv.File)
-				os.Remove(d.journalPath(sv.File))
 				return
 			}
 			err := d.start(sv, opts, false, tail)
