@@ -39,6 +39,19 @@ const (
 	// 500 MB/s, 1 MiB of pipe lasts 2 ms.
 	pumpBatch = 256 << 10
 	pumpPause = 2 * time.Millisecond
+	// journalFreeEvery: a stream catching up on its journal gives the
+	// blocks of the bytes it stored back to the filesystem (punches a hole
+	// at the journal's front) once this many gathered, so that a long
+	// burst holds on disk and in the page cache only what is not stored
+	// yet. Stored bytes are never written back by the kernel: dirty pages
+	// of a file on the host's filesystem would otherwise be flushed by the
+	// next syncfs(2), which Docker's unmount of any container's rootfs
+	// waits for (200 MB of them made every docker stop on the host 0.1 s
+	// slower).
+	journalFreeEvery = 4 << 20
+	// journalBlock: holes are punched in whole blocks of this size; the
+	// first one, which holds the header, is never punched.
+	journalBlock = 4096
 	// journalMinRoom: with less room than this on the spool, journals
 	// count as out of room, so a stream does not switch between its
 	// journal and its FIFO for every few bytes.
@@ -57,8 +70,10 @@ const (
 // pread(2) and commits what it stored; the header records how much is
 // committed, so a restarted process resumes at the first byte not yet
 // stored (and deduplicates the records the repaired segment holds beyond
-// it, as after a FIFO re-attach). Once everything is committed the file is
-// emptied; at the stream's EOF it is removed.
+// it, as after a FIFO re-attach). Stored bytes give their blocks back to
+// the filesystem every journalFreeEvery (a hole at the file's front), once
+// everything is committed the file is emptied, and at the stream's EOF it
+// is removed.
 //
 // The pump starts in openJournal and ends at the FIFO's EOF, at Interrupt
 // or at Close, which waits for it. Read, Commit, Uncommitted and Release
@@ -95,6 +110,11 @@ type journalSource struct {
 	bypass bool
 
 	readOff int64 // data bytes delivered to the stream
+	// holeEnd is the file offset up to which stored bytes' blocks were
+	// given back (0: none); noHoles is set once the filesystem refused.
+	// Reader goroutine only (and openJournal).
+	holeEnd int64
+	noHoles bool
 
 	more        chan struct{} // cap 1: the pump wrote bytes or ended
 	room        chan struct{} // cap 1: the stream committed bytes
@@ -151,6 +171,7 @@ func openJournal(path string, fifo *os.File, fresh bool, o journalOptions) (*jou
 		return nil, err
 	}
 	j.grew(j.written)
+	j.free()
 	if fifo == nil {
 		j.direct = nil
 		j.eof = true
@@ -216,11 +237,44 @@ func (j *journalSource) reset() error {
 	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("driver: journal %s: %w", j.f.Name(), err)
 	}
-	j.grew(-j.written)
-	j.written, j.committed, j.readOff = 0, 0, 0
+	j.grew(-j.held())
+	j.written, j.committed, j.readOff, j.holeEnd = 0, 0, 0, 0
 	copy(j.hdr[:8], journalMagic)
 	return j.writeCommitted()
 }
+
+// held returns the data bytes the journal keeps on disk: those written,
+// less the blocks given back. mu held, or the reader goroutine.
+func (j *journalSource) held() int64 {
+	return j.written - max(j.holeEnd-journalBlock, 0)
+}
+
+// free gives the blocks of stored bytes back to the filesystem once
+// journalFreeEvery of them gathered: it punches a hole from the second
+// block up to the last whole block before the first byte not stored. The
+// header must already say so (a hole past it would be read back as zeros
+// after a crash). On a filesystem that cannot punch holes, nothing is
+// freed until the journal is emptied. Reader goroutine only.
+func (j *journalSource) free() {
+	end := (journalHeader + j.committed) &^ (journalBlock - 1)
+	start := max(j.holeEnd, journalBlock)
+	if j.noHoles || end-start < journalFreeEvery {
+		return
+	}
+	if err := syscall.Fallocate(j.fd, fallocPunchHole|fallocKeepSize, start, end-start); err != nil {
+		j.noHoles = true
+		return
+	}
+	before := j.held()
+	j.holeEnd = end
+	j.grew(j.held() - before)
+}
+
+// FALLOC_FL_KEEP_SIZE and FALLOC_FL_PUNCH_HOLE, missing from package syscall.
+const (
+	fallocKeepSize  = 0x1
+	fallocPunchHole = 0x2
+)
 
 // writeCommitted stores committed in the header.
 func (j *journalSource) writeCommitted() error {
@@ -534,6 +588,9 @@ func (j *journalSource) commitJournal(n int64) error {
 		err = j.writeCommitted()
 	}
 	j.mu.Unlock()
+	if err == nil {
+		j.free()
+	}
 	signal(j.room)
 	return err
 }
@@ -589,7 +646,7 @@ func (j *journalSource) Close() error {
 		if rerr := os.Remove(j.f.Name()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = errors.Join(err, rerr)
 		} else {
-			j.grew(-j.written)
+			j.grew(-j.held())
 		}
 	}
 	if c, ok := j.direct.(io.Closer); ok {

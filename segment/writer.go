@@ -85,16 +85,27 @@ const PartSize = 16 << 20
 // (128 MiB), so their bytes are hashed once.
 const PartSumsAbove = 64 << 20
 
+// writebackEvery is how many segment bytes a countingWriter writes between
+// two starts of their writeback.
+const writebackEvery = 1 << 20
+
 // countingWriter counts the bytes written to the segment file, reports
 // them to the janitor (jan may be nil) and hashes them: the MD5 of the
 // whole file and of each PartSize part (for the upload's Content-MD5, so
 // the uploader need not read the file for it).
+//
+// Every writebackEvery bytes it starts the kernel's writeback of what it
+// wrote (without waiting), so that a segment never holds much dirty page
+// cache: the seal's fsync(2) then finds little left to write, and neither
+// does the syncfs(2) that Docker's unmount of any container's rootfs
+// waits for when the spool shares the filesystem.
 //
 // With an encoder that compresses on its own goroutine, Write runs there
 // (never two at once) while the Writer reads size: n is atomic.
 type countingWriter struct {
 	f   *os.File
 	n   atomic.Int64
+	wb  int64 // the offset up to which writeback was started
 	jan *janitor
 	md5 hash.Hash // nil: not hashed
 	// part hashes the current part; parts are the finished parts' sums.
@@ -133,7 +144,11 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 			}
 		}
 	}
-	c.n.Add(int64(n))
+	end := c.n.Add(int64(n))
+	if end-c.wb >= writebackEvery {
+		startWriteback(c.f, c.wb, end-c.wb)
+		c.wb = end
+	}
 	if c.jan != nil {
 		c.jan.wrote(int64(n))
 	}

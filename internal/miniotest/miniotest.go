@@ -34,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 )
 
 // moduleFile is minio.module: one line, the pinned module@version. It is
@@ -341,13 +342,25 @@ func (s *Server) NewClient(hc *http.Client) *s3.Client {
 	return s3.New(o)
 }
 
-// CreateBucket creates a bucket on the server; failure is fatal.
+// CreateBucket creates a bucket on the server; failure is fatal. While
+// MinIO says it is still initialising (it may, for a moment after its
+// readiness endpoint answered 200), it tries again, for up to 30 s.
 func (s *Server) CreateBucket(tb testing.TB, name string) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := s.Client(tb).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		tb.Fatalf("miniotest: create bucket %s: %v", name, err)
+	c := s.Client(tb)
+	for {
+		_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+		var ae smithy.APIError
+		if err != nil && errors.As(err, &ae) && ae.ErrorCode() == "XMinioServerNotInitialized" && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			tb.Fatalf("miniotest: create bucket %s: %v", name, err)
+		}
+		return
 	}
 }
 
