@@ -52,6 +52,14 @@ const (
 	// journalBlock: holes are punched in whole blocks of this size; the
 	// first one, which holds the header, is never punched.
 	journalBlock = 4096
+	// yieldQuiet, yieldMax and yieldPoll: a stream leaves a burst in its
+	// journal while the container is writing it (the pump moved bytes
+	// within yieldQuiet), for at most yieldMax from the moment it began to
+	// (until it next catches up), looking again every yieldPoll. See
+	// yielding.
+	yieldQuiet = 20 * time.Millisecond
+	yieldMax   = 2 * time.Second
+	yieldPoll  = 10 * time.Millisecond
 	// journalMinRoom: with less room than this on the spool, journals
 	// count as out of room, so a stream does not switch between its
 	// journal and its FIFO for every few bytes.
@@ -115,6 +123,15 @@ type journalSource struct {
 	// Reader goroutine only (and openJournal).
 	holeEnd int64
 	noHoles bool
+	// lastPump is when the pump last moved bytes (Unix nanoseconds).
+	lastPump atomic.Int64
+	// yieldSince is when the stream began leaving a burst in the journal
+	// (zero: it is not); yieldFor bounds it (yieldMax), and quiet is how
+	// long the pump must have moved nothing for the burst to count as
+	// over (yieldQuiet). Reader goroutine.
+	yieldSince time.Time
+	yieldFor   time.Duration
+	quiet      time.Duration
 
 	more        chan struct{} // cap 1: the pump wrote bytes or ended
 	room        chan struct{} // cap 1: the stream committed bytes
@@ -144,6 +161,10 @@ type journalOptions struct {
 	direct  frameSource
 	onDrop  func(n int64)
 	onError func(err error)
+	// yieldFor: how long a stream may leave a burst in its journal; 0
+	// means yieldMax, < 0 never. quiet: <= 0 means yieldQuiet.
+	yieldFor time.Duration
+	quiet    time.Duration
 }
 
 // openJournal opens (creating it if needed) the journal at path and starts
@@ -155,6 +176,12 @@ func openJournal(path string, fifo *os.File, fresh bool, o journalOptions) (*jou
 	if limit <= 0 {
 		limit = DefaultJournalLimit
 	}
+	if o.yieldFor == 0 {
+		o.yieldFor = yieldMax
+	}
+	if o.quiet <= 0 {
+		o.quiet = yieldQuiet
+	}
 	flags := os.O_RDWR | os.O_CREATE
 	if fresh {
 		flags |= os.O_TRUNC
@@ -164,7 +191,7 @@ func openJournal(path string, fifo *os.File, fresh bool, o journalOptions) (*jou
 		return nil, fmt.Errorf("driver: journal: %w", err)
 	}
 	j := &journalSource{f: f, fd: int(f.Fd()), fifo: fifo, limit: limit, onDrop: o.onDrop, onError: o.onError,
-		space: o.space, direct: o.direct,
+		space: o.space, direct: o.direct, yieldFor: o.yieldFor, quiet: o.quiet,
 		more: make(chan struct{}, 1), room: make(chan struct{}, 1), stop: make(chan struct{}), pumpDone: make(chan struct{})}
 	if err := j.load(); err != nil {
 		f.Close()
@@ -292,8 +319,41 @@ func (j *journalSource) Ready() int64 {
 		return 0
 	}
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.written - j.readOff
+	w, eof := j.written, j.eof
+	j.mu.Unlock()
+	if j.yielding(w, eof) {
+		return 0
+	}
+	return w - j.readOff
+}
+
+// yielding reports whether the stream leaves the journal's bytes for later
+// (w are the data bytes written, eof whether the pump ended): while the
+// container is writing a burst, the journal takes it off Docker's pipe and
+// its records are decoded, encoded and compressed once the container pauses,
+// so that a busy container does not share the CPU with its own logging.
+// The stream turns to the burst anyway yieldFor after it began leaving it
+// (and then goes on until it has caught up), once the bytes not stored reach
+// 7/8 of the journal's limit, or once the spool's room for journals falls
+// below 1/8 of it, so a burst never outgrows the journal for waiting. Reader
+// goroutine only.
+func (j *journalSource) yielding(w int64, eof bool) bool {
+	margin := j.limit / 8
+	now := time.Now()
+	switch {
+	case j.yieldFor < 0 || eof || j.bypass || j.interrupted.Load():
+		return false
+	case now.UnixNano()-j.lastPump.Load() > int64(j.quiet):
+		// The container paused.
+		j.yieldSince = time.Time{}
+		return false
+	case w-j.committed >= j.limit-margin, j.space != nil && j.space.JournalRoom() < margin:
+		return false
+	case j.yieldSince.IsZero():
+		j.yieldSince = now
+		return true
+	}
+	return now.Sub(j.yieldSince) < j.yieldFor
 }
 
 // Pending returns the journal's bytes not yet stored. Safe from any
@@ -373,6 +433,7 @@ func (j *journalSource) pump() {
 			return
 		default:
 			failing = false
+			j.lastPump.Store(time.Now().UnixNano())
 			j.grew(n)
 			signal(j.more)
 			if n < pumpBatch {
@@ -504,6 +565,18 @@ func (j *journalSource) Read(b []byte) (int, error) {
 			continue
 		}
 		j.mu.Unlock()
+		if j.readOff < w && j.yielding(w, eof) {
+			if j.idle == nil {
+				j.idle = time.NewTimer(yieldPoll)
+			} else {
+				j.idle.Reset(yieldPoll)
+			}
+			select {
+			case <-j.stop:
+			case <-j.idle.C:
+			}
+			continue
+		}
 		if j.readOff < w {
 			k := min(int64(len(b)), w-j.readOff)
 			n, err := syscall.Pread(j.fd, b[:k], journalHeader+j.readOff)
@@ -516,6 +589,7 @@ func (j *journalSource) Read(b []byte) (int, error) {
 			j.readOff += int64(n)
 			return n, nil
 		}
+		j.yieldSince = time.Time{} // caught up
 		if eof {
 			if j.readOff > j.committed {
 				return 0, errHangup

@@ -368,3 +368,163 @@ func TestJournalBypassWhenTheSpoolIsFull(t *testing.T) {
 		t.Errorf("spool counts %d journal bytes, the file holds %d (%v)", space.bytes.Load(), fi.Size()-journalHeader, err)
 	}
 }
+
+// TestJournalGivesBackStoredBlocks: a stream catching up on a long burst
+// keeps on disk only what it has not stored (stored bytes' blocks are
+// punched out), the spool counts just those, and a crash resumes across
+// the hole with exactly the bytes not stored.
+func TestJournalGivesBackStoredBlocks(t *testing.T) {
+	r, w := journalFIFO(t)
+	path := filepath.Join(t.TempDir(), "j")
+	space := &fakeSpace{}
+	space.room.Store(1 << 40)
+	j, err := openJournal(path, r, true, journalOptions{limit: 64 << 20, space: space, yieldFor: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(14 << 20)
+	if _, err := w.Write(data[:12<<20]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return j.Pending() == 12<<20 })
+	const stored = 9 << 20
+	if got := readN(t, j, stored, true); !bytes.Equal(got, data[:stored]) {
+		t.Fatal("bytes read differ")
+	}
+	if j.noHoles {
+		t.Fatal("the test's filesystem cannot punch holes")
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	// 3 MiB not stored, and stored bytes short of a freeing.
+	const most = 3<<20 + journalFreeEvery + journalBlock
+	if on := st.Blocks * 512; on > most || space.bytes.Load() > most {
+		t.Fatalf("with 3 MiB of 12 not stored, the journal takes %d bytes on disk and the spool counts %d; want at most %d", on, space.bytes.Load(), most)
+	}
+	if space.bytes.Load() != j.held() {
+		t.Fatalf("the spool counts %d journal bytes, the journal holds %d", space.bytes.Load(), j.held())
+	}
+	crash(j, r)
+
+	j2, err := openJournal(path, r, false, journalOptions{limit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if _, err := w.Write(data[12<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	if rest := readN(t, j2, len(data)-stored, true); !bytes.Equal(rest, data[stored:]) {
+		t.Fatal("after a crash, the journal with a hole did not deliver exactly the bytes not stored")
+	}
+}
+
+// TestJournalYielding: the decision to leave a burst in the journal, case
+// by case.
+func TestJournalYielding(t *testing.T) {
+	const limit = 64 << 20
+	now := time.Now()
+	cases := []struct {
+		name      string
+		lastPump  time.Duration // before now
+		pending   int64
+		room      int64
+		since     time.Duration // yieldSince before now; < 0: not yielding yet
+		eof       bool
+		yieldFor  time.Duration
+		want      bool
+		wantSince bool // yieldSince set afterwards
+	}{
+		{name: "burst starts", lastPump: time.Millisecond, pending: 1 << 20, room: 1 << 40, since: -1, want: true, wantSince: true},
+		{name: "burst goes on", lastPump: time.Millisecond, pending: 1 << 20, room: 1 << 40, since: time.Second, want: true, wantSince: true},
+		{name: "yielded long enough", lastPump: time.Millisecond, pending: 1 << 20, room: 1 << 40, since: yieldMax + time.Millisecond, want: false, wantSince: true},
+		{name: "container paused", lastPump: time.Second, pending: 1 << 20, room: 1 << 40, since: time.Second, want: false, wantSince: false},
+		{name: "journal nearly full", lastPump: time.Millisecond, pending: limit - limit/8, room: 1 << 40, since: time.Second, want: false, wantSince: true},
+		{name: "spool nearly full", lastPump: time.Millisecond, pending: 1 << 20, room: limit/8 - 1, since: time.Second, want: false, wantSince: true},
+		{name: "FIFO ended", lastPump: time.Millisecond, pending: 1 << 20, room: 1 << 40, since: -1, eof: true, want: false},
+		{name: "yielding off", lastPump: time.Millisecond, pending: 1 << 20, room: 1 << 40, since: -1, yieldFor: -1, want: false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			space := &fakeSpace{}
+			space.room.Store(c.room)
+			yf := c.yieldFor
+			if yf == 0 {
+				yf = yieldMax
+			}
+			j := &journalSource{limit: limit, space: space, yieldFor: yf, quiet: yieldQuiet, committed: 5 << 20}
+			j.lastPump.Store(now.Add(-c.lastPump).UnixNano())
+			if c.since >= 0 {
+				j.yieldSince = now.Add(-c.since)
+			}
+			if got := j.yielding(j.committed+c.pending, c.eof); got != c.want {
+				t.Errorf("yielding = %v, want %v", got, c.want)
+			}
+			if got := !j.yieldSince.IsZero(); got != c.wantSince {
+				t.Errorf("yielding afterwards: %v, want %v", got, c.wantSince)
+			}
+		})
+	}
+}
+
+// TestJournalYieldsToABurst: on a real FIFO, while a container writes
+// without pause the stream is handed nothing, its journal takes the
+// bytes, and once the writer pauses every byte is delivered; with a short
+// yieldFor, a writer that never pauses still gets its bytes read.
+func TestJournalYieldsToABurst(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		yieldFor time.Duration
+	}{{"until the writer pauses", time.Hour}, {"at most yieldFor", 50 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, w := journalFIFO(t)
+			j, err := openJournal(filepath.Join(t.TempDir(), "j"), r, true,
+				journalOptions{limit: 64 << 20, yieldFor: tc.yieldFor, quiet: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			data := randomBytes(2 << 20)
+			var writing atomic.Bool
+			writing.Store(true)
+			done := make(chan error, 1)
+			go func() {
+				// 2 MiB in 8 KiB writes, one every 2 ms: about a second.
+				var err error
+				for off := 0; off < len(data) && err == nil; off += 8 << 10 {
+					_, err = w.Write(data[off : off+8<<10])
+					time.Sleep(2 * time.Millisecond)
+				}
+				writing.Store(false)
+				done <- err
+			}()
+			buf := make([]byte, 64<<10)
+			n, err := j.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stillWriting := writing.Load()
+			if tc.yieldFor == time.Hour && stillWriting {
+				t.Fatalf("the stream was handed %d bytes while the container was still writing", n)
+			}
+			if tc.yieldFor != time.Hour && !stillWriting {
+				t.Fatal("a writer that never paused got nothing read until it ended")
+			}
+			if tc.yieldFor == time.Hour && j.Pending() < int64(len(data)) {
+				t.Fatalf("the journal took %d of the %d bytes written", j.Pending(), len(data))
+			}
+			if err := j.Commit(int64(n)); err != nil {
+				t.Fatal(err)
+			}
+			got := append(buf[:n:n], readN(t, j, len(data)-n, true)...)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("bytes delivered differ from those written")
+			}
+		})
+	}
+}
