@@ -103,14 +103,14 @@ const writebackEvery = 1 << 20
 // With an encoder that compresses on its own goroutine, Write runs there
 // (never two at once) while the Writer reads size: n is atomic.
 type countingWriter struct {
-	f   *os.File
-	n   atomic.Int64
-	wb  int64 // the offset up to which writeback was started
+	f  *os.File
+	n  atomic.Int64
+	wb int64 // the offset up to which writeback was started
 	// writeback starts it (startWriteback; nil: never; tests record the
 	// calls).
 	writeback func(f *os.File, off, n int64)
-	jan *janitor
-	md5 hash.Hash // nil: not hashed
+	jan       *janitor
+	md5       hash.Hash // nil: not hashed
 	// part hashes the current part; parts are the finished parts' sums.
 	part  hash.Hash
 	parts []string
