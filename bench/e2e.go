@@ -95,6 +95,9 @@ func (h *harness) runOne(cfg driverConfig, wl benchWorkload, cache cacheMode) (r
 	if cache == cacheOff {
 		opts = append(opts, "cache-disabled=true")
 	}
+	if err := settle(15 * time.Second); err != nil {
+		return r, err
+	}
 	pid := 0
 	var cpu0 float64
 	var err error

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat;
@@ -198,4 +200,62 @@ func describeMachine() machine {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
 	return m
+}
+
+// settle lets the next timed run start on a quiet machine: it flushes the
+// dirty page cache (sync(2); the files of the run before would otherwise
+// be written back during this one) and waits until the CPUs were at least
+// 85% idle over 200 ms, for at most timeout (a machine that stays busy is
+// measured as it is).
+func settle(timeout time.Duration) error {
+	syscall.Sync()
+	deadline := time.Now().Add(timeout)
+	idle0, total0, err := cpuTimes()
+	if err != nil {
+		return err
+	}
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		idle, total, err := cpuTimes()
+		if err != nil {
+			return err
+		}
+		if total > total0 && float64(idle-idle0) >= 0.85*float64(total-total0) {
+			return nil
+		}
+		idle0, total0 = idle, total
+	}
+	return nil
+}
+
+// cpuTimes returns the idle (idle and iowait) and total ticks of all CPUs
+// since boot, from /proc/stat.
+func cpuTimes() (idle, total uint64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	return parseCPULine(string(line))
+}
+
+// parseCPULine reads the idle and total ticks from /proc/stat's first
+// line: "cpu  user nice system idle iowait irq softirq steal guest
+// guest_nice" (guest time is already in user).
+func parseCPULine(line string) (idle, total uint64, err error) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: first line %q, want \"cpu\" and 8 counters", line)
+	}
+	for i, s := range f[1:9] {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: counter %d of %q: %w", i+1, line, err)
+		}
+		total += n
+		if i == 3 || i == 4 {
+			idle += n
+		}
+	}
+	return idle, total, nil
 }

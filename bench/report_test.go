@@ -112,3 +112,22 @@ func TestDaemonHosts(t *testing.T) {
 		t.Fatalf("daemonHosts(self) = %q", got)
 	}
 }
+
+func TestParseCPULine(t *testing.T) {
+	for _, c := range []struct {
+		line        string
+		idle, total uint64
+		bad         bool
+	}{
+		{line: "cpu  100 5 50 800 20 1 2 3 0 0", idle: 820, total: 981},
+		{line: "cpu  1 2 3 4 5 6 7 8", idle: 9, total: 36},
+		{line: "cpu0 1 2 3 4 5 6 7 8 9 10", bad: true},
+		{line: "cpu  1 2 3", bad: true},
+		{line: "cpu  1 2 3 x 5 6 7 8", bad: true},
+	} {
+		idle, total, err := parseCPULine(c.line)
+		if (err != nil) != c.bad || idle != c.idle || total != c.total {
+			t.Errorf("parseCPULine(%q) = %d, %d, %v; want %d, %d, error %v", c.line, idle, total, err, c.idle, c.total, c.bad)
+		}
+	}
+}
