@@ -126,7 +126,14 @@ func TestFaultS3Outage(t *testing.T) {
 		down = append(down, d)
 		downs, ids = append(downs, c), append(ids, cid)
 	}
+	// A stream seals its segment once it has stored what its journal
+	// still held at the container's exit (the last burst, left there
+	// while the container wrote it), shortly after docker wait returned.
 	sealed, partial := f.spoolFiles(t, ids...)
+	for deadline := time.Now().Add(slowDeadline); len(sealed) < len(downs) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		sealed, partial = f.spoolFiles(t, ids...)
+	}
 	t.Logf("MEASURE outage: spooled_during_outage sealed=%d partial=%d", len(sealed), len(partial))
 	if len(sealed) < len(downs) {
 		t.Errorf("%d sealed segments in the spool for %d containers that ran while S3 was down", len(sealed), len(downs))
