@@ -271,9 +271,15 @@ func (j *journalSource) reset() error {
 }
 
 // held returns the data bytes the journal keeps on disk: those written,
-// less the blocks given back. mu held, or the reader goroutine.
+// less the blocks given back. mu held, or the pump ended.
 func (j *journalSource) held() int64 {
-	return j.written - max(j.holeEnd-journalBlock, 0)
+	return j.written - j.punched()
+}
+
+// punched returns the data bytes whose blocks were given back. Reader
+// goroutine, or mu held.
+func (j *journalSource) punched() int64 {
+	return max(j.holeEnd-journalBlock, 0)
 }
 
 // free gives the blocks of stored bytes back to the filesystem once
@@ -292,9 +298,9 @@ func (j *journalSource) free() {
 		j.noHoles = true
 		return
 	}
-	before := j.held()
+	before := j.punched()
 	j.holeEnd = end
-	j.grew(j.held() - before)
+	j.grew(before - j.punched())
 }
 
 // FALLOC_FL_KEEP_SIZE and FALLOC_FL_PUNCH_HOLE, missing from package syscall.
@@ -575,6 +581,7 @@ func (j *journalSource) Read(b []byte) (int, error) {
 			case <-j.stop:
 			case <-j.idle.C:
 			}
+			j.idle.Stop()
 			continue
 		}
 		if j.readOff < w {
