@@ -395,12 +395,7 @@ func (j *journalSource) pump() {
 			// every pumpRetry.
 			var tick <-chan time.Time
 			if bypass || full {
-				if retry == nil {
-					retry = time.NewTimer(pumpRetry)
-				} else {
-					retry.Reset(pumpRetry)
-				}
-				tick = retry.C
+				tick = arm(&retry, pumpRetry)
 			}
 			select {
 			case <-j.room:
@@ -443,13 +438,8 @@ func (j *journalSource) pump() {
 			j.grew(n)
 			signal(j.more)
 			if n < pumpBatch {
-				if pause == nil {
-					pause = time.NewTimer(pumpPause)
-				} else {
-					pause.Reset(pumpPause)
-				}
 				select {
-				case <-pause.C:
+				case <-arm(&pause, pumpPause):
 				case <-j.stop:
 					return
 				}
@@ -522,6 +512,17 @@ func (j *journalSource) discard() (int64, error) {
 	return int64(n), err
 }
 
+// arm makes *t fire after d, creating it on first use, and returns its
+// channel.
+func arm(t **time.Timer, d time.Duration) <-chan time.Time {
+	if *t == nil {
+		*t = time.NewTimer(d)
+	} else {
+		(*t).Reset(d)
+	}
+	return (*t).C
+}
+
 // signal wakes the receiver of a 1-buffered channel without blocking.
 func signal(c chan struct{}) {
 	select {
@@ -572,14 +573,9 @@ func (j *journalSource) Read(b []byte) (int, error) {
 		}
 		j.mu.Unlock()
 		if j.readOff < w && j.yielding(w, eof) {
-			if j.idle == nil {
-				j.idle = time.NewTimer(yieldPoll)
-			} else {
-				j.idle.Reset(yieldPoll)
-			}
 			select {
 			case <-j.stop:
-			case <-j.idle.C:
+			case <-arm(&j.idle, yieldPoll):
 			}
 			j.idle.Stop()
 			continue
@@ -618,15 +614,10 @@ func (j *journalSource) Read(b []byte) (int, error) {
 		if wait <= 0 {
 			return 0, errIdle
 		}
-		if j.idle == nil {
-			j.idle = time.NewTimer(wait)
-		} else {
-			j.idle.Reset(wait)
-		}
 		select {
 		case <-j.more:
 		case <-j.stop:
-		case <-j.idle.C:
+		case <-arm(&j.idle, wait):
 		}
 		j.idle.Stop()
 	}

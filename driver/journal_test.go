@@ -91,6 +91,23 @@ func crash(j *journalSource, r *os.File) {
 	r.SetReadDeadline(time.Time{})
 }
 
+// crashAndResume crashes j, opens its journal again as the next process
+// would, writes more to the FIFO and returns the next n bytes the resumed
+// journal delivers, committing them.
+func crashAndResume(t *testing.T, j *journalSource, r, w *os.File, more []byte, n int) []byte {
+	t.Helper()
+	crash(j, r)
+	j2, err := openJournal(j.f.Name(), r, false, journalOptions{limit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j2.Close() })
+	if _, err := w.Write(more); err != nil {
+		t.Fatal(err)
+	}
+	return readN(t, j2, n, true)
+}
+
 func writeAsync(w io.Writer, b []byte) <-chan error {
 	done := make(chan error, 1)
 	go func() { _, err := w.Write(b); done <- err }()
@@ -176,17 +193,7 @@ func TestJournalResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, func() bool { return j.Pending() == 2<<20-700<<10 })
-	crash(j, r)
-
-	j2, err := openJournal(path, r, false, journalOptions{limit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j2.Close()
-	if _, err := w.Write(data[2<<20:]); err != nil {
-		t.Fatal(err)
-	}
-	rest := readN(t, j2, len(data)-700<<10, true)
+	rest := crashAndResume(t, j, r, w, data[2<<20:], len(data)-700<<10)
 	if !bytes.Equal(got[:700<<10], data[:700<<10]) || !bytes.Equal(rest, data[700<<10:]) {
 		t.Fatal("the resumed journal did not deliver exactly the bytes after the commit")
 	}
@@ -406,17 +413,7 @@ func TestJournalGivesBackStoredBlocks(t *testing.T) {
 	if space.bytes.Load() != j.held() {
 		t.Fatalf("the spool counts %d journal bytes, the journal holds %d", space.bytes.Load(), j.held())
 	}
-	crash(j, r)
-
-	j2, err := openJournal(path, r, false, journalOptions{limit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j2.Close()
-	if _, err := w.Write(data[12<<20:]); err != nil {
-		t.Fatal(err)
-	}
-	if rest := readN(t, j2, len(data)-stored, true); !bytes.Equal(rest, data[stored:]) {
+	if rest := crashAndResume(t, j, r, w, data[12<<20:], len(data)-stored); !bytes.Equal(rest, data[stored:]) {
 		t.Fatal("after a crash, the journal with a hole did not deliver exactly the bytes not stored")
 	}
 }

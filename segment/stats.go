@@ -28,7 +28,8 @@ type Stats struct {
 
 	// JournalBytes is the size of the stream journals on the spool's
 	// filesystem (JournalGrew): bursts taken off Docker's pipes and not
-	// yet in segments, or already stored and not yet emptied.
+	// yet in segments, or stored and not yet given back (less than 4 MiB
+	// per journal).
 	JournalBytes int64
 
 	// WrittenBytes counts the compressed bytes Writers wrote to segment
