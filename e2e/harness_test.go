@@ -699,6 +699,9 @@ func (s *suite) checkSpoolDrained(t *testing.T) {
 	for {
 		var left []string
 		err := filepath.WalkDir(s.spool, func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while listed: uploaded, so drained
+			}
 			if err != nil {
 				return err
 			}
