@@ -551,16 +551,22 @@ func (p *regPlugin) waitSpoolEmpty(t testing.TB, id string) {
 	deadline := time.Now().Add(slowDeadline)
 	for {
 		var left []string
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
+		_, err := os.Stat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if err == nil {
+			err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil // uploaded and removed while listed
+				}
+				if err == nil && !d.IsDir() {
+					left = append(left, path)
+				}
 				return err
-			}
-			if !d.IsDir() {
-				left = append(left, path)
-			}
-			return nil
-		})
-		if errors.Is(err, fs.ErrNotExist) || err == nil && len(left) == 0 {
+			})
+		}
+		if err == nil && len(left) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
