@@ -361,7 +361,13 @@ func (d *Driver) StopLogging(file string) {
 		return
 	}
 	s.stopRequested.Store(true)
-	s.log.Debug("StopLogging: reading on to EOF", "file", file)
+	args := []any{"file", file}
+	if j, ok := s.src.(*journalSource); ok {
+		// What the stream still has to store: a burst it yielded to, or
+		// how far compression fell behind.
+		args = append(args, "journal_pending_bytes", j.Pending())
+	}
+	s.log.Debug("StopLogging: reading on to EOF", args...)
 }
 
 // Shutdown stops accepting streams and ends every stream at a frame

@@ -362,6 +362,23 @@ func (c *container) running(t testing.TB) bool {
 	return strings.TrimSpace(string(docker(t, "inspect", "-f", "{{.State.Running}}", c.name))) == "true"
 }
 
+// waitReport waits up to limit until c's generator has written its report
+// (spec.Report): it has stopped writing, and with Sleep waits for SIGTERM.
+func (c *container) waitReport(t testing.TB, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		_, _, err := run(t.Context(), nil, "docker", "cp", c.name+":"+c.spec.Report, "-")
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not finish writing within %v: %v", c.name, limit, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // reportedLines reads the generator's report file (spec.Report) out of the
 // stopped container with docker cp.
 func (c *container) reportedLines(t testing.TB) int {
