@@ -211,10 +211,16 @@ up() {
 	# pidfile and data root; it is waited for and used as it is.
 	local other
 	other=$(cat "$DOCKERD_PIDFILE" 2>/dev/null || true)
+	# One that exits meanwhile (it was stopping) is replaced by our own.
 	if is_dockerd "$other"; then
 		log "dockerd pid $other runs but does not answer yet; waiting up to ${DOCKERD_TIMEOUT}s"
 		local deadline=$(($(date +%s) + DOCKERD_TIMEOUT))
 		until engine_up; do
+			if ! is_dockerd "$other"; then
+				log "dockerd pid $other exited (it was stopping); starting our own"
+				start_dockerd "$by"
+				return 0
+			fi
 			[ "$(date +%s)" -lt "$deadline" ] || die "dockerd pid $other does not answer 'docker version'; not starting another next to it"
 			sleep 0.5
 		done
