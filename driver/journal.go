@@ -451,6 +451,12 @@ func (j *journalSource) pump() {
 // pumpRetry is how often a pump waiting for room on the spool looks again.
 const pumpRetry = 50 * time.Millisecond
 
+// idleReader is a direct source that can treat an empty FIFO as idle
+// (peekSource).
+type idleReader interface {
+	ReadIdle(b []byte) (int, error)
+}
+
 // errBypass: the stream reads the FIFO directly; nothing was moved.
 var errBypass = errors.New("driver: journal bypassed")
 
@@ -546,6 +552,12 @@ func (j *journalSource) Read(b []byte) (int, error) {
 		}
 		if j.bypass {
 			if j.readOff > j.committed || j.direct.Uncommitted() > 0 || j.space.JournalRoom() < journalMinRoom {
+				if ir, ok := j.direct.(idleReader); ok && j.readOff > j.committed && j.direct.Uncommitted() == 0 {
+					// The journal's partial frame waits: an empty FIFO
+					// must end in errIdle, so the stream's hold and
+					// release timeouts run, not wait for the next write.
+					return ir.ReadIdle(b)
+				}
 				return j.direct.Read(b)
 			}
 			j.mu.Lock()

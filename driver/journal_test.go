@@ -376,6 +376,73 @@ func TestJournalBypassWhenTheSpoolIsFull(t *testing.T) {
 	}
 }
 
+// TestJournalBypassIdleWithAPartialFrame: when the spool runs out of room
+// while the stream holds journal bytes it has not stored (the start of a
+// frame, a partial line), the direct read of an empty FIFO ends in errIdle
+// after peekIdle, so the stream's hold and release timeouts run instead of
+// waiting for Docker's next write; the bytes that follow come directly and
+// commit after the journal's.
+func TestJournalBypassIdleWithAPartialFrame(t *testing.T) {
+	r, w := journalFIFO(t)
+	ps, err := newPeekSource(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	space := &fakeSpace{}
+	space.room.Store(1 << 40)
+	j, err := openJournal(filepath.Join(t.TempDir(), "j"), r, true, journalOptions{space: space, direct: ps, yieldFor: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	first := randomBytes(1000)
+	if _, err := w.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, j, len(first), false); !bytes.Equal(got, first) {
+		t.Fatal("journal bytes differ")
+	}
+	space.room.Store(0)
+	type result struct {
+		n   int
+		err error
+	}
+	res := make(chan result, 1)
+	buf := make([]byte, 64<<10)
+	start := time.Now()
+	go func() { n, err := j.Read(buf); res <- result{n, err} }()
+	select {
+	case got := <-res:
+		if !errors.Is(got.err, errIdle) || got.n != 0 {
+			t.Fatalf("Read of an empty FIFO in bypass = %d, %v; want errIdle", got.n, got.err)
+		}
+		t.Logf("errIdle after %v", time.Since(start).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		w.Write([]byte{0}) // let the Read return
+		<-res
+		t.Fatal("in bypass with a partial frame uncommitted, Read waited for the next write instead of returning errIdle")
+	}
+	if !j.bypass {
+		t.Fatal("the stream did not switch to reading the FIFO directly")
+	}
+	second := randomBytes(3000)
+	if _, err := w.Write(second); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, j, len(second), false); !bytes.Equal(got, second) {
+		t.Fatal("bytes read directly differ")
+	}
+	if u := j.Uncommitted(); u != int64(len(first)+len(second)) {
+		t.Fatalf("Uncommitted = %d, want %d", u, len(first)+len(second))
+	}
+	if err := j.Commit(int64(len(first) + len(second))); err != nil {
+		t.Fatal(err)
+	}
+	if u := j.Uncommitted(); u != 0 {
+		t.Fatalf("Uncommitted after Commit = %d", u)
+	}
+}
+
 // TestJournalGivesBackStoredBlocks: a stream catching up on a long burst
 // keeps on disk only what it has not stored (stored bytes' blocks are
 // punched out), the spool counts just those, and a crash resumes across

@@ -142,7 +142,15 @@ func newPeekSource(fifo *os.File, devNull *os.File) (*peekSource, error) {
 // Read delivers the FIFO's next bytes, leaving them in the FIFO. It waits
 // in the poller while the FIFO is empty and returns io.EOF once Docker has
 // closed it and every byte was delivered and committed.
-func (s *peekSource) Read(b []byte) (int, error) {
+func (s *peekSource) Read(b []byte) (int, error) { return s.read(b, false) }
+
+// ReadIdle is Read for a caller that holds uncommitted bytes of its own
+// ahead of the FIFO's (a journal's partial frame): an empty FIFO counts as
+// idle too, so it returns errIdle after peekIdle without a new byte
+// instead of waiting for Docker's next write.
+func (s *peekSource) ReadIdle(b []byte) (int, error) { return s.read(b, true) }
+
+func (s *peekSource) read(b []byte, emptyIsIdle bool) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
@@ -157,8 +165,9 @@ func (s *peekSource) Read(b []byte) (int, error) {
 		var terr error
 		err := s.rc.Read(func(fd uintptr) bool {
 			n, terr = syscall.Tee(int(fd), s.pw, int(want), spliceNonblock)
-			// EAGAIN: the FIFO is empty; wait for the poller.
-			return !errors.Is(terr, syscall.EAGAIN)
+			// EAGAIN: the FIFO is empty; wait for the poller, unless
+			// that counts as idle.
+			return emptyIsIdle || !errors.Is(terr, syscall.EAGAIN)
 		})
 		if err != nil {
 			if s.interrupted.Load() {
@@ -166,13 +175,18 @@ func (s *peekSource) Read(b []byte) (int, error) {
 			}
 			return 0, err
 		}
+		empty := false
 		if terr != nil {
-			if errors.Is(terr, syscall.EINTR) {
+			switch {
+			case errors.Is(terr, syscall.EINTR):
 				continue
+			case errors.Is(terr, syscall.EAGAIN): // emptyIsIdle
+				n, empty = 0, true
+			default:
+				return 0, fmt.Errorf("driver: tee FIFO: %w", terr)
 			}
-			return 0, fmt.Errorf("driver: tee FIFO: %w", terr)
 		}
-		if n == 0 {
+		if n == 0 && !empty {
 			return 0, io.EOF
 		}
 		if n <= s.peeked {
