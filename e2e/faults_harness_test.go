@@ -293,15 +293,26 @@ func (f *faults) quarantined(t testing.TB) []string {
 func (f *faults) checkDropAccounting(t *testing.T, c *container, cid string, from int64, what string, keepsNewest bool) {
 	t.Helper()
 	f.waitSpoolEmpty(t, slowDeadline, cid)
-	dropLines := f.grepLog(t, from, "spool full: dropped ", "container="+cid) // one line per segment, then one per container and visit
-	segDropped := logInts(dropLines, "records")
-	appendDropped := logInts(f.grepLog(t, from, "log records not stored", "container="+cid[:12]), "dropped")
-	appendDropped += logInts(f.grepLog(t, from, "records lost to a write error", "container="+cid), "records")
-	enospc := len(f.grepLog(t, from, "no space left on device"))
 	_, out, _, _ := c.fetchAll(t)
 	want, _ := loggen.Expected(c.spec, c.spec.Count())
 	lines := splitLines(want)
 	tl := tally(out, lines)
+	// The plugin logs a drop before the segment it concerns is uploaded,
+	// but dockerd relays its log lines asynchronously: look again for a
+	// few seconds while the logged drops do not yet account for the loss.
+	var dropLines []string
+	var segDropped, appendDropped, enospc int
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		dropLines = f.grepLog(t, from, "spool full: dropped ", "container="+cid) // one line per segment, then one per container and visit
+		segDropped = logInts(dropLines, "records")
+		appendDropped = logInts(f.grepLog(t, from, "log records not stored", "container="+cid[:12]), "dropped")
+		appendDropped += logInts(f.grepLog(t, from, "records lost to a write error", "container="+cid), "records")
+		enospc = len(f.grepLog(t, from, "no space left on device"))
+		if tl.lost <= segDropped+appendDropped || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(pollInterval)
+	}
 	t.Logf("MEASURE spool-full %s: %s dropped_segments=%d dropped_segment_records=%d dropped_on_write_error=%d enospc_log_lines=%d",
 		what, tl, len(dropLines), segDropped, appendDropped, enospc)
 	if tl.dups > 0 || tl.foreign > 0 || tl.outOfOrder > 0 {

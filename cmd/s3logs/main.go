@@ -53,11 +53,15 @@ import (
 // Timings of a shutdown. Docker sends the plugin SIGTERM and kills it 10 s
 // later (measured on Engine 20.10: see the README's Guarantees), so all of
 // it fits in shutdownBudget: streams of stopped containers read on to EOF
-// for up to streamsBudget, then the uploader drains the spool until the
-// budget is spent, then in-flight uploads are cancelled.
+// for up to streamsBudget while the uploader sends what they seal, then the
+// uploader drains the spool until the budget is spent, then in-flight
+// uploads are cancelled. streamsBudget leaves room for a journal's backlog
+// (up to JOURNAL_LIMIT, 256 MiB: 1-2 s of a core's compression; 1.0-1.6 s
+// measured at the worst moment) on a slower or busier host, and 4 s for the
+// last segments' uploads.
 const (
 	shutdownBudget = 9 * time.Second
-	streamsBudget  = 3 * time.Second
+	streamsBudget  = 5 * time.Second
 	cancelBudget   = 300 * time.Millisecond
 )
 
