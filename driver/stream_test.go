@@ -123,9 +123,11 @@ func TestShutdownAndReattachLoseNothing(t *testing.T) {
 	w.Close()
 	waitFor(t, func() bool { return e.d.Streams() == 0 })
 	// Every stream has ended, so every seal is queued: one segment per
-	// stream that found lines left to store (2 to 4, depending on how fast
-	// each drained the pipe before its restart).
-	seals := e.q.wait(t, 2)
+	// stream that stored lines, 1 to 4. While the writer writes, a stream
+	// leaves the burst in its journal (yielding), so a stream the restart
+	// cut after 30 ms may have stored nothing, and the last one all.
+	seals := e.q.wait(t, 1)
+	t.Logf("%d sealed segments", len(seals))
 	slices.SortFunc(seals, func(a, b segment.Sealed) int { return int(a.Meta.Seq) - int(b.Meta.Seq) })
 	lines := collectLines(t, seals)
 	if len(lines) != n {
