@@ -23,6 +23,9 @@ type Query struct {
 	// start, every Poll (default DefaultPoll), until ctx is done or the
 	// window's Until has passed by Lookback. New objects appear as the
 	// plugin seals segments (segment-age, segment-size, container stop).
+	// An object that appears after a newer one of its container is
+	// printed when it appears, out of time order, if it began at most
+	// Lookback before the newest one printed.
 	Follow bool
 	Poll   time.Duration
 	// Stats, if set, counts progress.
@@ -66,22 +69,43 @@ func (r *Reader) Logs(ctx context.Context, q Query, fn func(*Record) error) erro
 	if poll <= 0 {
 		poll = DefaultPoll
 	}
-	type pos struct {
-		first time.Time
-		seq   uint64
-	}
-	last := map[string]pos{}
+	// A poll streams the segments it has not listed before. They are
+	// usually each container's newest, but not always: the uploader sends
+	// a stopped container's last segment ahead of a backlog, and its
+	// workers may finish a small segment before a big earlier one, so an
+	// older segment can appear after a newer one. It is streamed when it
+	// appears (out of time order) rather than never, if it began at most
+	// Lookback before the container's newest segment printed. known holds,
+	// per container, the keys listed so far within that span (and when
+	// they began); last, its newest segment's start.
+	known := map[string]map[string]time.Time{}
+	last := map[string]time.Time{}
 	var since time.Time
 	mark := func(cs []*Container) {
 		for _, c := range cs {
-			s := c.Segments[len(c.Segments)-1]
-			last[c.ID] = pos{s.First, s.Seq}
+			k := known[c.ID]
+			if k == nil {
+				k = map[string]time.Time{}
+				known[c.ID] = k
+			}
+			for _, s := range c.Segments {
+				k[s.Key] = s.First
+				if s.First.After(last[c.ID]) {
+					last[c.ID] = s.First
+				}
+			}
+			for key, first := range k {
+				if first.Before(last[c.ID].Add(-r.cfg.Lookback)) {
+					delete(k, key)
+				}
+			}
 		}
-		// List from the oldest last segment of the containers followed.
+		// List from the oldest newest segment of the containers followed
+		// (find lists Lookback before it, so late segments are listed).
 		since = start
-		for _, p := range last {
-			if p.first.Before(since) {
-				since = p.first
+		for _, first := range last {
+			if first.Before(since) {
+				since = first
 			}
 		}
 	}
@@ -110,10 +134,10 @@ func (r *Reader) Logs(ctx context.Context, q Query, fn func(*Record) error) erro
 		}
 		var fresh []*Container
 		for _, c := range found {
-			p, seen := last[c.ID]
 			var segs []Segment
+			newest, seen := last[c.ID]
 			for _, s := range c.Segments {
-				if !seen || s.First.After(p.first) || (s.First.Equal(p.first) && s.Seq > p.seq) {
+				if _, ok := known[c.ID][s.Key]; !ok && (!seen || !s.First.Before(newest.Add(-r.cfg.Lookback))) {
 					segs = append(segs, s)
 				}
 			}

@@ -308,6 +308,67 @@ func TestFollow(t *testing.T) {
 	}
 }
 
+// TestFollowLateSegment: a segment that appears in S3 after a newer one
+// of the same container (the uploader sent a stopped container's last
+// segment ahead of its backlog) is still followed, once, and a segment
+// listed before is not printed again.
+func TestFollowLateSegment(t *testing.T) {
+	w := newWorld(t)
+	start := time.Now().UTC().Add(-time.Minute)
+	first := seg{name: "f", id: idWeb, seq: 1, times: every(start, time.Second, 2)}
+	w.put(t, "", first)
+	r := w.reader(t, "", time.Now())
+	r.cfg.Now = time.Now
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan string, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Logs(ctx, Query{Selectors: []string{"f"}, Tail: -1, Follow: true, Poll: 100 * time.Millisecond}, func(rec *Record) error {
+			got <- string(rec.Log)
+			return nil
+		})
+	}()
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case l := <-got:
+			return l
+		case <-time.After(10 * time.Second):
+			t.Fatalf("follow did not print %s", what)
+			return ""
+		}
+	}
+	for i := range 2 {
+		if l := next("the first segment"); l != first.line(i) {
+			t.Fatalf("record %d: %q", i, l)
+		}
+	}
+	third := seg{name: "f", id: idWeb, seq: 3, times: every(start.Add(20*time.Second), time.Second, 2)}
+	w.put(t, "", third)
+	for i := range 2 {
+		if l := next("the newer segment"); l != third.line(i) {
+			t.Fatalf("newer segment record %d: %q", i, l)
+		}
+	}
+	late := seg{name: "f", id: idWeb, seq: 2, times: every(start.Add(10*time.Second), time.Second, 2)}
+	w.put(t, "", late)
+	for i := range 2 {
+		if l := next("the segment that appeared late"); l != late.line(i) {
+			t.Fatalf("late segment record %d: %q", i, l)
+		}
+	}
+	select {
+	case l := <-got:
+		t.Fatalf("printed again: %q", l)
+	case <-time.After(500 * time.Millisecond): // five polls
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestS3Errors checks that a missing bucket is reported as such.
 func TestS3Errors(t *testing.T) {
 	w := newWorld(t)
