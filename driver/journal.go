@@ -551,8 +551,9 @@ func (j *journalSource) Read(b []byte) (int, error) {
 			return 0, errInterrupted
 		}
 		if j.bypass {
-			if j.readOff > j.committed || j.direct.Uncommitted() > 0 || j.space.JournalRoom() < journalMinRoom {
-				if ir, ok := j.direct.(idleReader); ok && j.readOff > j.committed && j.direct.Uncommitted() == 0 {
+			partial, peeked := j.readOff > j.committed, j.direct.Uncommitted() > 0
+			if partial || peeked || j.space.JournalRoom() < journalMinRoom {
+				if ir, ok := j.direct.(idleReader); ok && partial && !peeked {
 					// The journal's partial frame waits: an empty FIFO
 					// must end in errIdle, so the stream's hold and
 					// release timeouts run, not wait for the next write.

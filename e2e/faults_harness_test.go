@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -225,24 +224,17 @@ func (f *faults) killPlugin(t testing.TB, id, cid string) (oldPID, newPID int, r
 func (f *faults) spoolFiles(t testing.TB, ids ...string) (sealed, partial []string) {
 	t.Helper()
 	root := filepath.Join(f.spool, "segments")
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
+	err := walkSpool(root, func(rel string, d fs.DirEntry) error {
 		if d.IsDir() {
 			return nil
 		}
-		rel, _ := filepath.Rel(root, p)
 		if len(ids) > 0 && !slices.Contains(ids, filepath.Dir(rel)) {
 			return nil
 		}
 		switch {
-		case strings.HasSuffix(p, ".jsonl.zst"):
+		case strings.HasSuffix(rel, ".jsonl.zst"):
 			sealed = append(sealed, rel)
-		case strings.HasSuffix(p, ".jsonl.zst.partial"):
+		case strings.HasSuffix(rel, ".jsonl.zst.partial"):
 			partial = append(partial, rel)
 		}
 		return nil

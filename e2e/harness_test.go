@@ -705,6 +705,23 @@ func expectJSONFile(b []byte) []byte {
 	return out
 }
 
+// walkSpool calls fn for each entry under root, a folder of a spool the
+// plugin changes meanwhile, with its path relative to root. An entry
+// removed while listed (a segment uploaded, a folder emptied) is skipped,
+// and a missing root has no entries.
+func walkSpool(root string, fn func(rel string, d fs.DirEntry) error) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		return fn(rel, d)
+	})
+}
+
 // checkSpoolDrained waits until the plugin's spool holds nothing but its
 // lock and sequence counter (segments/.lock, segments/.seq): every segment
 // was uploaded and deleted, every container folder removed, and no stream
@@ -715,14 +732,7 @@ func (s *suite) checkSpoolDrained(t *testing.T) {
 	deadline := time.Now().Add(exitBound)
 	for {
 		var left []string
-		err := filepath.WalkDir(s.spool, func(p string, d fs.DirEntry, err error) error {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while listed: uploaded, so drained
-			}
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(s.spool, p)
+		err := walkSpool(s.spool, func(rel string, d fs.DirEntry) error {
 			switch {
 			case rel == "segments/.lock", rel == "segments/.seq":
 			case d.IsDir() && filepath.Dir(rel) == "segments" && rel != "segments/_quarantine":

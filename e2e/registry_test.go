@@ -551,21 +551,12 @@ func (p *regPlugin) waitSpoolEmpty(t testing.TB, id string) {
 	deadline := time.Now().Add(slowDeadline)
 	for {
 		var left []string
-		_, err := os.Stat(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			return
-		}
-		if err == nil {
-			err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil // uploaded and removed while listed
-				}
-				if err == nil && !d.IsDir() {
-					left = append(left, path)
-				}
-				return err
-			})
-		}
+		err := walkSpool(dir, func(rel string, d fs.DirEntry) error {
+			if !d.IsDir() {
+				left = append(left, rel)
+			}
+			return nil
+		})
 		if err == nil && len(left) == 0 {
 			return
 		}

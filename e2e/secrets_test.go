@@ -83,21 +83,23 @@ func (f *faults) checkNoSecrets(t *testing.T) {
 // are and where one of f.secrets occurs.
 func (f *faults) spoolSecrets(t testing.TB) (files int, hits []string) {
 	t.Helper()
-	err := filepath.WalkDir(f.spool, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			var b []byte
-			if b, err = os.ReadFile(p); err == nil {
-				files++
-				hits = append(hits, findSecrets(p, b, f.secrets)...)
-			}
-		}
-		// A file or folder listed but gone by the time it is read was
-		// uploaded and removed (another container's, say): nothing of it
-		// is left in the spool to leak.
-		if errors.Is(err, fs.ErrNotExist) {
+	err := walkSpool(f.spool, func(rel string, d fs.DirEntry) error {
+		if d.IsDir() {
 			return nil
 		}
-		return err
+		p := filepath.Join(f.spool, rel)
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Listed, then uploaded and removed before it was read:
+			// nothing of it is left in the spool to leak.
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		files++
+		hits = append(hits, findSecrets(p, b, f.secrets)...)
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -75,37 +75,38 @@ func (r *Reader) Logs(ctx context.Context, q Query, fn func(*Record) error) erro
 	// workers may finish a small segment before a big earlier one, so an
 	// older segment can appear after a newer one. It is streamed when it
 	// appears (out of time order) rather than never, if it began at most
-	// Lookback before the container's newest segment printed. known holds,
-	// per container, the keys listed so far within that span (and when
-	// they began); last, its newest segment's start.
-	known := map[string]map[string]time.Time{}
-	last := map[string]time.Time{}
+	// Lookback before the container's newest segment printed.
+	type followed struct {
+		newest time.Time            // when its newest segment printed began
+		keys   map[string]time.Time // keys printed within Lookback of newest, and when they began
+	}
+	seen := map[string]*followed{}
 	var since time.Time
 	mark := func(cs []*Container) {
 		for _, c := range cs {
-			k := known[c.ID]
-			if k == nil {
-				k = map[string]time.Time{}
-				known[c.ID] = k
+			f := seen[c.ID]
+			if f == nil {
+				f = &followed{keys: map[string]time.Time{}}
+				seen[c.ID] = f
 			}
 			for _, s := range c.Segments {
-				k[s.Key] = s.First
-				if s.First.After(last[c.ID]) {
-					last[c.ID] = s.First
+				f.keys[s.Key] = s.First
+				if s.First.After(f.newest) {
+					f.newest = s.First
 				}
 			}
-			for key, first := range k {
-				if first.Before(last[c.ID].Add(-r.cfg.Lookback)) {
-					delete(k, key)
+			for key, first := range f.keys {
+				if first.Before(f.newest.Add(-r.cfg.Lookback)) {
+					delete(f.keys, key)
 				}
 			}
 		}
 		// List from the oldest newest segment of the containers followed
 		// (find lists Lookback before it, so late segments are listed).
 		since = start
-		for _, first := range last {
-			if first.Before(since) {
-				since = first
+		for _, f := range seen {
+			if f.newest.Before(since) {
+				since = f.newest
 			}
 		}
 	}
@@ -129,15 +130,17 @@ func (r *Reader) Logs(ctx context.Context, q Query, fn func(*Record) error) erro
 		if err != nil && !errors.As(err, &nf) {
 			return err
 		}
-		if err != nil && q.Waiting != nil && len(last) == 0 {
+		if err != nil && q.Waiting != nil && len(seen) == 0 {
 			q.Waiting(err)
 		}
 		var fresh []*Container
 		for _, c := range found {
 			var segs []Segment
-			newest, seen := last[c.ID]
+			f := seen[c.ID]
 			for _, s := range c.Segments {
-				if _, ok := known[c.ID][s.Key]; !ok && (!seen || !s.First.Before(newest.Add(-r.cfg.Lookback))) {
+				if f == nil {
+					segs = append(segs, s)
+				} else if _, printed := f.keys[s.Key]; !printed && !s.First.Before(f.newest.Add(-r.cfg.Lookback)) {
 					segs = append(segs, s)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,32 +268,18 @@ func TestFollow(t *testing.T) {
 	w.put(t, "", first)
 	r := w.reader(t, "", time.Now())
 	r.cfg.Now = time.Now
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	got := make(chan string, 100)
-	done := make(chan error, 1)
 	var caught atomic.Int32
-	go func() {
-		done <- r.Logs(ctx, Query{Selectors: []string{"f"}, Tail: -1, Follow: true, Poll: 100 * time.Millisecond, Caught: func() { caught.Add(1) }}, func(rec *Record) error {
-			got <- string(rec.Log)
-			return nil
-		})
-	}()
+	got, stop := follow(t, r, Query{Selectors: []string{"f"}, Tail: -1, Caught: func() { caught.Add(1) }})
 	for i := 0; i < 3; i++ {
-		if l := <-got; l != first.line(i) {
+		if l := nextLine(t, got, "the first object"); l != first.line(i) {
 			t.Fatalf("record %d: %q", i, l)
 		}
 	}
 	second := seg{name: "f", id: idWeb, seq: 2, times: every(start.Add(10*time.Second), time.Second, 2)}
 	w.put(t, "", second)
 	for i := 0; i < 2; i++ {
-		select {
-		case l := <-got:
-			if l != second.line(i) {
-				t.Fatalf("followed record %d: %q", i, l)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("follow did not see the new object")
+		if l := nextLine(t, got, "the new object"); l != second.line(i) {
+			t.Fatalf("followed record %d: %q", i, l)
 		}
 	}
 	waitCaught := time.Now().Add(5 * time.Second)
@@ -302,8 +289,7 @@ func TestFollow(t *testing.T) {
 	if caught.Load() < 2 {
 		t.Errorf("Caught called %d times, want once after the start and once after the new object", caught.Load())
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -319,42 +305,23 @@ func TestFollowLateSegment(t *testing.T) {
 	w.put(t, "", first)
 	r := w.reader(t, "", time.Now())
 	r.cfg.Now = time.Now
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	got := make(chan string, 100)
-	done := make(chan error, 1)
-	go func() {
-		done <- r.Logs(ctx, Query{Selectors: []string{"f"}, Tail: -1, Follow: true, Poll: 100 * time.Millisecond}, func(rec *Record) error {
-			got <- string(rec.Log)
-			return nil
-		})
-	}()
-	next := func(what string) string {
-		t.Helper()
-		select {
-		case l := <-got:
-			return l
-		case <-time.After(10 * time.Second):
-			t.Fatalf("follow did not print %s", what)
-			return ""
-		}
-	}
+	got, stop := follow(t, r, Query{Selectors: []string{"f"}, Tail: -1})
 	for i := range 2 {
-		if l := next("the first segment"); l != first.line(i) {
+		if l := nextLine(t, got, "the first segment"); l != first.line(i) {
 			t.Fatalf("record %d: %q", i, l)
 		}
 	}
 	third := seg{name: "f", id: idWeb, seq: 3, times: every(start.Add(20*time.Second), time.Second, 2)}
 	w.put(t, "", third)
 	for i := range 2 {
-		if l := next("the newer segment"); l != third.line(i) {
+		if l := nextLine(t, got, "the newer segment"); l != third.line(i) {
 			t.Fatalf("newer segment record %d: %q", i, l)
 		}
 	}
 	late := seg{name: "f", id: idWeb, seq: 2, times: every(start.Add(10*time.Second), time.Second, 2)}
 	w.put(t, "", late)
 	for i := range 2 {
-		if l := next("the segment that appeared late"); l != late.line(i) {
+		if l := nextLine(t, got, "the segment that appeared late"); l != late.line(i) {
 			t.Fatalf("late segment record %d: %q", i, l)
 		}
 	}
@@ -363,8 +330,7 @@ func TestFollowLateSegment(t *testing.T) {
 		t.Fatalf("printed again: %q", l)
 	case <-time.After(500 * time.Millisecond): // five polls
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -398,18 +364,8 @@ func TestFollowFromNothing(t *testing.T) {
 	w := newWorld(t)
 	r := w.reader(t, "", time.Now())
 	r.cfg.Now = time.Now
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	got := make(chan string, 100)
 	waiting := make(chan error, 10)
-	done := make(chan error, 1)
-	go func() {
-		done <- r.Logs(ctx, Query{Selectors: []string{"late"}, Tail: -1, Follow: true, Poll: 100 * time.Millisecond,
-			Waiting: func(err error) { waiting <- err }}, func(rec *Record) error {
-			got <- string(rec.Log)
-			return nil
-		})
-	}()
+	got, stop := follow(t, r, Query{Selectors: []string{"late"}, Tail: -1, Waiting: func(err error) { waiting <- err }})
 	if err := <-waiting; !errors.Is(err, ErrNotFound) {
 		t.Fatalf("waiting with %v", err)
 	}
@@ -420,18 +376,51 @@ func TestFollowFromNothing(t *testing.T) {
 	w.put(t, "", b)
 	for _, s := range []seg{a, b} {
 		for i := 0; i < 3; i++ {
-			select {
-			case l := <-got:
-				if l != s.line(i) {
-					t.Fatalf("got %q, want %q", l, s.line(i))
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("follow did not print %q", s.line(i))
+			if l := nextLine(t, got, strconv.Quote(s.line(i))); l != s.line(i) {
+				t.Fatalf("got %q, want %q", l, s.line(i))
 			}
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// follow runs r.Logs with q, following every 100 ms, on a goroutine of its
+// own; lines receives each record's log. stop cancels it and returns what
+// Logs returned; the test's cleanup calls it too, so the goroutine never
+// outlives the test.
+func follow(t *testing.T, r *Reader, q Query) (lines <-chan string, stop func() error) {
+	t.Helper()
+	q.Follow, q.Poll = true, 100*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan string, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Logs(ctx, q, func(rec *Record) error {
+			got <- string(rec.Log)
+			return nil
+		})
+	}()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return got, stop
+}
+
+// nextLine returns the next line a follow printed, failing the test if
+// none comes within 10 s; what names the line awaited.
+func nextLine(t *testing.T, lines <-chan string, what string) string {
+	t.Helper()
+	select {
+	case l := <-lines:
+		return l
+	case <-time.After(10 * time.Second):
+		t.Fatalf("follow did not print %s", what)
+		return ""
 	}
 }
